@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh machine that has Go, gcc, npm and apt:
+# Debian packages, the ONNX Runtime shared library, the pretrained backbone
+# (from ../shared when present) and Go modules. Safe to run again: each step
+# checks what is already there.
+#
+#   INSPECTD_ORT_LIB=/path/libonnxruntime.so.1  use that library, download nothing
+#   INSPECTD_BACKBONE=/path/model.onnx          use that backbone
+#   INSPECTD_SHARED=/path/shared                where ../shared lives
+#   INSPECTD_SKIP_APT=1                         do not touch Debian packages
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/.deps"
+ort_version=1.30.0
+mkdir -p "$deps"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+pkgs=(libopencv-dev pkg-config libopenblas-dev mosquitto mosquitto-clients)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "${INSPECTD_SKIP_APT:-}" != 1 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- ONNX Runtime ----------------------------------------------------------
+# Microsoft's build ships inside the npm package onnxruntime-node; only the
+# shared library is taken from the tarball and none of its scripts run.
+case "$(uname -m)" in
+  aarch64|arm64) arch=arm64 ;;
+  *) arch=x64 ;;
+esac
+if [ -n "${INSPECTD_ORT_LIB:-}" ]; then
+  [ -f "$INSPECTD_ORT_LIB" ] || { say "INSPECTD_ORT_LIB=$INSPECTD_ORT_LIB does not exist"; exit 1; }
+  say "using ONNX Runtime from INSPECTD_ORT_LIB=$INSPECTD_ORT_LIB"
+elif [ ! -f "$deps/onnxruntime/$arch/libonnxruntime.so.1" ] || [ ! -f "$deps/onnxruntime/VERSION" ] \
+     || [ "$(cat "$deps/onnxruntime/VERSION")" != "$ort_version" ]; then
+  say "fetching ONNX Runtime $ort_version (npm package onnxruntime-node)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ort_version" >/dev/null)
+  for a in x64 arm64; do
+    tar -xzf "$tmp"/onnxruntime-node-*.tgz -C "$tmp" "package/bin/napi-v6/linux/$a/libonnxruntime.so.1"
+    mkdir -p "$deps/onnxruntime/$a"
+    mv "$tmp/package/bin/napi-v6/linux/$a/libonnxruntime.so.1" "$deps/onnxruntime/$a/libonnxruntime.so.1.tmp"
+    mv "$deps/onnxruntime/$a/libonnxruntime.so.1.tmp" "$deps/onnxruntime/$a/libonnxruntime.so.1"
+  done
+  echo "$ort_version" > "$deps/onnxruntime/VERSION"
+fi
+
+# --- pretrained backbone ---------------------------------------------------
+shared="${INSPECTD_SHARED:-$(dirname "$root")/shared}"
+mkdir -p "$deps/models"
+if [ -n "${INSPECTD_BACKBONE:-}" ]; then
+  [ -f "$INSPECTD_BACKBONE" ] || { say "INSPECTD_BACKBONE=$INSPECTD_BACKBONE does not exist"; exit 1; }
+  ln -sfn "$(realpath "$INSPECTD_BACKBONE")" "$deps/models/mobilenet_v2_taps.onnx"
+elif [ -f "$shared/models/mobilenet_v2_taps.onnx" ]; then
+  for f in "$shared"/models/*; do
+    ln -sfn "$(realpath "$f")" "$deps/models/$(basename "$f")"
+  done
+else
+  cat >&2 <<'MSG'
+setup: no pretrained backbone found (INSPECTD_BACKBONE unset, ../shared/models absent).
+setup: tests that need it will skip. To make one, on a machine with PyTorch:
+  python3 -c "import torch, torchvision as tv
+m = tv.models.mobilenet_v2(weights='IMAGENET1K_V1').features.eval()
+torch.onnx.export(m, torch.zeros(1,3,224,224), 'mobilenet_v2_features.onnx', opset_version=13,
+  input_names=['input'], output_names=['features'],
+  dynamic_axes={'input': {0:'N',2:'H',3:'W'}, 'features': {0:'N',2:'h',3:'w'}})"
+then set INSPECTD_BACKBONE to the file and INSPECTD_TAPS=features.
+MSG
+fi
+
+# --- Go modules ------------------------------------------------------------
+(cd "$root" && go mod download)
+say "done"
