@@ -1,0 +1,427 @@
+// Package calibration learns a model from good parts: it caches backbone
+// features per (image, transformation) once, fits the density (flow or
+// Gaussian baseline) on standardised features, and chooses the decision
+// threshold from out-of-sample scores of the good parts (k-fold), since a PLC
+// needs a verdict, not a score.
+package calibration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"image"
+
+	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/flow"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/metrics"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/pipeline"
+	"github.com/inspectd/inspectd/transform"
+)
+
+// MinImages is the fewest good images calibration trains on: fewer cannot
+// both fit the density and leave out-of-sample parts for the threshold.
+const MinImages = 8
+
+// FlowShape sizes the flow; Dim comes from the features.
+type FlowShape struct {
+	Blocks int     `json:"blocks"`
+	Hidden int     `json:"hidden"`
+	Depth  int     `json:"depth"`
+	Clamp  float64 `json:"clamp"`
+}
+
+// Config is everything calibration needs besides the images.
+type Config struct {
+	Features     features.Config
+	Transforms   transform.Config
+	TrainViews   int // random transformations cached per image for training
+	TestViews    int // T, the fixed transformations used for scoring
+	Method       model.Method
+	Flow         FlowShape
+	MaxEpochs    int
+	Batch        int
+	Patience     int
+	LR           float64
+	WeightDecay  float64
+	TargetFRR    float64
+	Folds        int
+	ThresholdBy  metrics.ThresholdMethod
+	Seed         int64
+	ROI          string
+	HeatmapSigma float64
+	MaxBatch     int // images per backbone call
+}
+
+// Defaults are the measured defaults (see README, "Accuracy").
+func Defaults() Config {
+	return Config{
+		Features: features.Config{Taps: []string{"stage7_s32"}, Scales: []int{448, 224, 112},
+			Mean: features.ImageNetMean, Std: features.ImageNetStd},
+		Transforms:   transform.Config{Mode: transform.Small, MaxAngle: 10},
+		TrainViews:   16,
+		TestViews:    8,
+		Method:       model.Flow,
+		Flow:         FlowShape{Blocks: 4, Hidden: 256, Depth: 1, Clamp: 3},
+		MaxEpochs:    300,
+		Batch:        64,
+		Patience:     20,
+		LR:           1e-3,
+		WeightDecay:  1e-5,
+		TargetFRR:    0.01,
+		Folds:        4,
+		ThresholdBy:  metrics.MethodAuto,
+		Seed:         1,
+		HeatmapSigma: 4,
+		MaxBatch:     8,
+	}
+}
+
+// Validate names the first bad setting.
+func (c Config) Validate() error {
+	if err := c.Features.Validate(); err != nil {
+		return err
+	}
+	if err := c.Transforms.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.TrainViews < 1:
+		return fmt.Errorf("calibration: train views %d must be >= 1", c.TrainViews)
+	case c.TestViews < 1:
+		return fmt.Errorf("calibration: test transforms %d must be >= 1", c.TestViews)
+	case c.Method != model.Flow && c.Method != model.Gaussian:
+		return fmt.Errorf("calibration: method %q must be flow or gaussian", c.Method)
+	case c.TargetFRR < 0 || c.TargetFRR >= 0.5:
+		return fmt.Errorf("calibration: target false-reject rate %g must be in [0, 0.5)", c.TargetFRR)
+	case c.Folds < 2:
+		return fmt.Errorf("calibration: folds %d must be >= 2", c.Folds)
+	}
+	if c.Method == model.Flow {
+		switch {
+		case c.Flow.Blocks < 1 || c.Flow.Hidden < 1 || c.Flow.Depth < 1:
+			return fmt.Errorf("calibration: flow blocks/hidden/depth %d/%d/%d must all be >= 1", c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth)
+		case c.MaxEpochs < 1 || c.Batch < 1:
+			return fmt.Errorf("calibration: epochs %d and batch %d must be >= 1", c.MaxEpochs, c.Batch)
+		case c.LR <= 0:
+			return fmt.Errorf("calibration: learning rate %g must be > 0", c.LR)
+		}
+	}
+	return nil
+}
+
+// Progress reports a stage's advance (stage names: "features", "train").
+type Progress func(stage string, done, total int)
+
+// Images lists image files: each argument is a file or a directory (its
+// PNG/JPEG/BMP files, sorted). With limit > 0 it keeps limit files spread
+// evenly over the sorted list: file names usually follow capture order, and
+// the first N would all come from one batch, lighting or module.
+func Images(args []string, limit int) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("good images: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, fmt.Errorf("good images: %w", err)
+		}
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".png", ".jpg", ".jpeg", ".bmp":
+				if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+					out = append(out, filepath.Join(a, e.Name()))
+				}
+			}
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		picked := make([]string, limit)
+		for i := range picked {
+			picked[i] = out[i*len(out)/limit]
+		}
+		out = picked
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("good images: no PNG, JPEG or BMP files in %s", strings.Join(args, ", "))
+	}
+	return out, nil
+}
+
+// Cache holds backbone features of the good images, computed once: for every
+// image, TrainViews randomly transformed views and the T test views.
+type Cache struct {
+	Dim, Images, TrainViews, TestViews int
+	Train                              []float32 // Images*TrainViews x Dim
+	Test                               []float32 // Images*TestViews x Dim
+	Files                              []string
+}
+
+// LoadImages reads the files and crops the ROI, naming every file it cannot
+// use; it fails when fewer than MinImages remain.
+func LoadImages(files []string, roi string) ([]gocv.Mat, []string, error) {
+	r, err := parseROI(roi)
+	if err != nil {
+		return nil, nil, err
+	}
+	var mats []gocv.Mat
+	var used, bad []string
+	for _, f := range files {
+		m, err := imageops.ReadFile(f)
+		if err == nil && roi != "" {
+			var c gocv.Mat
+			c, err = imageops.Crop(m, r)
+			m.Close()
+			m = c
+		}
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		mats = append(mats, m)
+		used = append(used, f)
+	}
+	for _, b := range bad {
+		slog.Warn("skipping good image", "err", b)
+	}
+	if len(mats) < MinImages {
+		for _, m := range mats {
+			m.Close()
+		}
+		msg := fmt.Sprintf("calibration needs at least %d readable good images, got %d", MinImages, len(mats))
+		if len(bad) > 0 {
+			msg += "; unusable: " + strings.Join(bad, "; ")
+		}
+		return nil, nil, errors.New(msg)
+	}
+	return mats, used, nil
+}
+
+// BuildCache runs the backbone once per (image, view).
+func BuildCache(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat, files []string, cfg Config, prog Progress) (*Cache, error) {
+	c := &Cache{Dim: ex.Dim(), Images: len(imgs), TrainViews: cfg.TrainViews, TestViews: cfg.TestViews, Files: files}
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
+	test := cfg.Transforms.TestAngles(cfg.TestViews)
+	c.TestViews = len(test)
+	for i, img := range imgs {
+		views := make([]gocv.Mat, 0, cfg.TrainViews+len(test))
+		for v := 0; v < cfg.TrainViews; v++ {
+			views = append(views, cfg.Transforms.Apply(img, cfg.Transforms.TrainAngle(rng), rng))
+		}
+		for _, a := range test {
+			views = append(views, cfg.Transforms.Apply(img, a, nil))
+		}
+		vecs, _, err := ex.Extract(ctx, views, false)
+		for _, v := range views {
+			v.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("features of %s: %w", files[i], err)
+		}
+		c.Train = append(c.Train, vecs[:cfg.TrainViews*c.Dim]...)
+		c.Test = append(c.Test, vecs[cfg.TrainViews*c.Dim:]...)
+		if prog != nil {
+			prog("features", i+1, len(imgs))
+		}
+	}
+	return c, nil
+}
+
+// rows gathers the vectors of the given images from a block of per-image views.
+func rows(all []float32, imgs []int, views, dim int) []float32 {
+	out := make([]float32, 0, len(imgs)*views*dim)
+	for _, i := range imgs {
+		out = append(out, all[i*views*dim:(i+1)*views*dim]...)
+	}
+	return out
+}
+
+// Fitted is a density with its standardisation and what to store.
+type Fitted struct {
+	Dens         pipeline.Density
+	Mu, Sd       []float32
+	Tensors      []model.Tensor
+	MethodConfig json.RawMessage
+	Epochs       int
+	FinalLoss    float64
+}
+
+// Fit standardises x (n x dim) with its own statistics and fits the density.
+func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, prog Progress) (*Fitted, error) {
+	mu, sd := pipeline.FeatureStats(x, n, dim)
+	xs := append([]float32(nil), x...)
+	pipeline.Standardize(xs, mu, sd)
+	fit := &Fitted{Mu: mu, Sd: sd}
+	switch cfg.Method {
+	case model.Gaussian:
+		g, ts, mc, err := pipeline.FitGaussian(xs, n, dim)
+		if err != nil {
+			return nil, err
+		}
+		fit.Dens, fit.Tensors, fit.MethodConfig = g, ts, mc
+	default:
+		fc := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
+		f, err := flow.New(fc)
+		if err != nil {
+			return nil, fmt.Errorf("creating flow: %w", err)
+		}
+		adam := flow.PaperAdam
+		adam.LR, adam.WeightDecay = cfg.LR, cfg.WeightDecay
+		tc := flow.TrainConfig{Adam: adam, MaxEpochs: cfg.MaxEpochs, Batch: min(cfg.Batch, n), Seed: seed,
+			Patience: cfg.Patience, MinDelta: 1e-4}
+		if prog != nil {
+			tc.Progress = func(e, total int, _ float64) { prog("train", e, total) }
+		}
+		st, err := f.Train(ctx, xs, n, tc)
+		if err != nil {
+			return nil, fmt.Errorf("training flow: %w", err)
+		}
+		mc, _ := json.Marshal(fc)
+		fit.Dens, fit.Tensors, fit.MethodConfig = f, pipeline.FlowTensors(f), mc
+		fit.Epochs, fit.FinalLoss = st.Epochs, st.FinalLoss
+	}
+	return fit, nil
+}
+
+// ScoreImages returns the mean score over each image's test views.
+func (f *Fitted) ScoreImages(test []float32, images, views, dim int) []float64 {
+	xs := append([]float32(nil), test...)
+	pipeline.Standardize(xs, f.Mu, f.Sd)
+	s := f.Dens.Score(xs, images*views)
+	out := make([]float64, images)
+	for i := range out {
+		var sum float64
+		for _, v := range s[i*views : (i+1)*views] {
+			sum += float64(v)
+		}
+		out[i] = sum / float64(views)
+	}
+	return out
+}
+
+// Result of calibration, ready for model.Save.
+type Result struct {
+	Manifest model.Manifest
+	Tensors  []model.Tensor
+	Info     metrics.ThresholdInfo
+}
+
+// Calibrate runs the whole calibration on images (already cropped to the ROI).
+func Calibrate(ctx context.Context, ex *features.Extractor, backbone string, imgs []gocv.Mat, files []string, cfg Config, prog Progress) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	sha, err := model.FileSHA256(backbone)
+	if err != nil {
+		return nil, fmt.Errorf("backbone: %w", err)
+	}
+	cache, err := BuildCache(ctx, ex, imgs, files, cfg, prog)
+	if err != nil {
+		return nil, err
+	}
+	dim, tv, T := cache.Dim, cache.TrainViews, cache.TestViews
+	n := cache.Images
+
+	// Out-of-sample good scores: each fold's density never saw its images.
+	folds := metrics.KFold(n, min(cfg.Folds, n), cfg.Seed)
+	good := make([]float64, 0, n)
+	for k, test := range folds {
+		train := metrics.TrainIndices(n, test)
+		x := rows(cache.Train, train, tv, dim)
+		fit, err := Fit(ctx, x, len(train)*tv, dim, cfg, cfg.Seed+int64(k)+1, nil)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", k+1, err)
+		}
+		good = append(good, fit.ScoreImages(rows(cache.Test, test, T, dim), len(test), T, dim)...)
+		if prog != nil {
+			prog("folds", k+1, len(folds))
+		}
+	}
+	info, err := metrics.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
+	if err != nil {
+		return nil, fmt.Errorf("choosing threshold: %w", err)
+	}
+
+	fit, err := Fit(ctx, cache.Train, n*tv, dim, cfg, cfg.Seed, prog)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(good)
+	host, _ := os.Hostname()
+	man := model.Manifest{
+		Backbone:       model.Backbone{File: filepath.Base(backbone), SHA256: sha},
+		Features:       cfg.Features,
+		ROI:            cfg.ROI,
+		Transforms:     cfg.Transforms,
+		TestTransforms: T,
+		Method:         cfg.Method,
+		MethodConfig:   fit.MethodConfig,
+		HeatmapSigma:   cfg.HeatmapSigma,
+		Threshold: model.Threshold{Value: info.Value, Method: "kfold-" + string(info.Method), TargetFRR: info.TargetFRR,
+			Samples: info.N, EmpiricalFRR: info.EmpiricalFRR, Folds: len(folds)},
+		Training: model.Training{Images: n, Vectors: n * tv, Epochs: fit.Epochs, FinalLoss: fit.FinalLoss,
+			Seed: cfg.Seed, GoodScores: good, Created: time.Now().UTC(), Host: host},
+	}
+	tensors := append([]model.Tensor{
+		{Name: pipeline.TensorFeatureMean, Shape: []int{dim}, Data: fit.Mu},
+		{Name: pipeline.TensorFeatureStd, Shape: []int{dim}, Data: fit.Sd},
+	}, fit.Tensors...)
+	if man.HeatmapHi, err = heatScale(ctx, ex, man, tensors, imgs); err != nil {
+		return nil, err
+	}
+	man.Training.Seconds = time.Since(start).Seconds()
+	if math.IsNaN(info.Value) {
+		return nil, errors.New("calibration produced a NaN threshold")
+	}
+	return &Result{Manifest: man, Tensors: tensors, Info: info}, nil
+}
+
+func parseROI(s string) (r image.Rectangle, err error) {
+	if s == "" {
+		return r, nil
+	}
+	return imageops.ParseROI(s)
+}
+
+// heatScale sets the overlay's red end from the good parts' own heatmaps, so
+// an overlay shows typical good variation as cold and a defect as hot. It
+// uses up to four training images; their in-sample heat runs low, hence the
+// margin.
+func heatScale(ctx context.Context, ex *features.Extractor, man model.Manifest, tensors []model.Tensor, imgs []gocv.Mat) (float64, error) {
+	in, err := pipeline.NewInspector(model.FromTensors(man, tensors), ex, man.Backbone.SHA256)
+	if err != nil {
+		return 0, err
+	}
+	var hi float64
+	for _, img := range imgs[:min(4, len(imgs))] {
+		r, err := in.Inspect(ctx, img, true)
+		if err != nil {
+			return 0, fmt.Errorf("heatmap of a good part: %w", err)
+		}
+		hi = max(hi, pipeline.Quantile(r.Heat, 0.999))
+	}
+	if hi <= 0 {
+		hi = 1
+	}
+	return 3 * hi, nil
+}

@@ -1,0 +1,72 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"gocv.io/x/gocv"
+)
+
+// capturer is the part of gocv.VideoCapture the grabber uses; tests swap in
+// fakes that hang or fail on cue.
+type capturer interface {
+	// Read fills m with the next frame; false means the stream ended or
+	// broke.
+	Read(m *gocv.Mat) bool
+	// FPS is the stream's nominal frame rate, 0 when unknown.
+	FPS() float64
+	Close() error
+}
+
+// opener opens a backend for a parsed URI.
+type opener func(kind Kind, target string) (capturer, error)
+
+type gocvCapture struct{ vc *gocv.VideoCapture }
+
+func (g gocvCapture) Read(m *gocv.Mat) bool { return g.vc.Read(m) }
+func (g gocvCapture) FPS() float64          { return g.vc.Get(gocv.VideoCaptureFPS) }
+func (g gocvCapture) Close() error          { return g.vc.Close() }
+
+// openGoCV opens kind/target with the OpenCV backend suited to it. RTSP over
+// TCP, often steadier than UDP on a factory network, is chosen with the
+// environment variable OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp".
+func openGoCV(kind Kind, target string) (capturer, error) {
+	var (
+		vc  *gocv.VideoCapture
+		err error
+	)
+	switch kind {
+	case KindDevice:
+		if n, convErr := strconv.Atoi(target); convErr == nil {
+			vc, err = gocv.VideoCaptureDeviceWithAPI(n, gocv.VideoCaptureV4L2)
+		} else {
+			vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureV4L2)
+		}
+	case KindFile:
+		// OpenCV says only "cannot open"; say whether the file is there.
+		if _, statErr := os.Stat(target); statErr != nil {
+			return nil, fmt.Errorf("opening video file: %w", statErr)
+		}
+		vc, err = gocv.VideoCaptureFile(target)
+	case KindStream:
+		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureFFmpeg)
+	case KindGStreamer:
+		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureGstreamer)
+	default:
+		return nil, fmt.Errorf("capture: no video backend for a %s source", kind)
+	}
+	if err == nil && !vc.IsOpened() {
+		err = errors.New("backend reports it is not open")
+	}
+	if err != nil {
+		if vc != nil {
+			vc.Close()
+		}
+		// gocv's message repeats the URI, password included; name it
+		// ourselves instead.
+		return nil, fmt.Errorf("opening %s %s: OpenCV could not open it", kind, redact(target))
+	}
+	return gocvCapture{vc: vc}, nil
+}

@@ -1,0 +1,409 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// Subfolders of a hot folder. Acknowledged files go to DoneDir and files
+// that cannot be decoded to FailedDir, each with a NAME.reason.txt beside it.
+// Moving (not journaling) keeps the state visible to operators and makes a
+// restart trivially correct: whatever is still in the folder is not done.
+const (
+	DoneDir   = "done"
+	FailedDir = "failed"
+)
+
+// incompleteGrace: a file whose bytes end mid-image is assumed still being
+// written for this many settle times, then declared broken.
+const incompleteGrace = 10
+
+// hotFolder delivers image files dropped into a folder, each exactly once
+// per acknowledgement: oldest first, never a file still being written.
+type hotFolder struct {
+	cfg     Config
+	dir     string
+	name    string
+	log     *slog.Logger
+	limiter *rateLimiter
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	nextMu sync.Mutex // one Next at a time
+
+	mu      sync.Mutex
+	seen    map[string]observation // last size/mtime of each candidate
+	pending map[string]string      // delivered, not yet acknowledged: name -> path
+	// queue holds ready files from the last scan, so a backlog of
+	// thousands is not rescanned for every frame.
+	queue    []candidate
+	lastScan time.Time
+	bo       backoff
+	seq      uint64
+	st       Status
+}
+
+type observation struct {
+	size  int64
+	mtime time.Time
+}
+
+func openHotFolder(ctx context.Context, cfg Config, dir string) (*hotFolder, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("capture: resolving hot folder %q: %w", dir, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &hotFolder{
+		cfg:     cfg,
+		dir:     abs,
+		name:    cfg.URI,
+		log:     cfg.Logger.With("source", cfg.URI, "kind", KindHotFolder.String()),
+		limiter: newRateLimiter(cfg.MaxRate),
+		ctx:     ctx,
+		cancel:  cancel,
+		seen:    map[string]observation{},
+		pending: map[string]string{},
+		bo:      backoff{min: cfg.BackoffMin, max: cfg.BackoffMax},
+	}
+	h.st = Status{Source: cfg.URI, Kind: KindHotFolder, State: StateConnecting}
+	return h, nil
+}
+
+// Next returns the oldest settled image file not yet delivered, waiting for
+// one. An unreadable folder is retried with backoff, reported in Status.
+func (h *hotFolder) Next(ctx context.Context) (Frame, error) {
+	h.nextMu.Lock()
+	defer h.nextMu.Unlock()
+	if err := h.limiter.wait(ctx); err != nil {
+		return Frame{}, err
+	}
+	for {
+		if h.ctx.Err() != nil {
+			h.setClosed()
+			return Frame{}, ErrClosed
+		}
+		f, ok, wait := h.take()
+		if ok {
+			h.limiter.mark()
+			return f, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Frame{}, ctx.Err()
+		case <-h.ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// take scans once and decodes the first ready file. Without a frame it says
+// how long to wait before looking again.
+func (h *hotFolder) take() (Frame, bool, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.queue) == 0 || time.Since(h.lastScan) >= h.cfg.PollInterval {
+		ready, err := h.scan()
+		h.lastScan = time.Now()
+		if err != nil {
+			h.queue = nil
+			wait := h.bo.next()
+			h.st.State = StateReconnecting
+			h.st.LastError = err.Error()
+			h.st.LastErrorTime = time.Now()
+			h.st.Backoff = wait
+			h.st.Reconnects++
+			h.log.Warn("hot folder unreadable; retrying", "err", err, "backoff", wait)
+			return Frame{}, false, wait
+		}
+		if h.st.State != StateStreaming {
+			h.log.Info("watching hot folder", "dir", h.dir)
+		}
+		h.bo.reset()
+		h.st.State = StateStreaming
+		h.st.Backoff = 0
+		h.queue = ready
+	}
+	for len(h.queue) > 0 {
+		c := h.queue[0]
+		h.queue = h.queue[1:]
+		if _, busy := h.pending[c.name]; busy {
+			continue
+		}
+		if f, ok := h.decode(c); ok {
+			return f, true, 0
+		}
+	}
+	return Frame{}, false, h.cfg.PollInterval
+}
+
+type candidate struct {
+	name string
+	observation
+}
+
+// scan lists files ready to be read, oldest first. Caller holds mu.
+func (h *hotFolder) scan() ([]candidate, error) {
+	entries, err := os.ReadDir(h.dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading hot folder: %w", err)
+	}
+	for _, sub := range []string{DoneDir, FailedDir} {
+		if err := os.MkdirAll(filepath.Join(h.dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("creating hot folder subfolder: %w", err)
+		}
+	}
+	now := time.Now()
+	present := make(map[string]bool, len(entries))
+	var ready []candidate
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !isImageName(name) {
+			continue
+		}
+		present[name] = true
+		if _, busy := h.pending[name]; busy {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // vanished since ReadDir
+		}
+		o := observation{size: info.Size(), mtime: info.ModTime()}
+		prev, seenBefore := h.seen[name]
+		h.seen[name] = o
+		// Settled: not empty, untouched for SettleTime, and unchanged
+		// since the last scan (a writer may hold mtime still briefly).
+		if o.size == 0 || now.Sub(o.mtime) < h.cfg.SettleTime {
+			continue
+		}
+		if seenBefore && (prev.size != o.size || !prev.mtime.Equal(o.mtime)) {
+			continue
+		}
+		ready = append(ready, candidate{name, o})
+	}
+	for name := range h.seen {
+		if !present[name] {
+			delete(h.seen, name)
+		}
+	}
+	sort.Slice(ready, func(i, j int) bool {
+		if !ready[i].mtime.Equal(ready[j].mtime) {
+			return ready[i].mtime.Before(ready[j].mtime)
+		}
+		return ready[i].name < ready[j].name
+	})
+	return ready, nil
+}
+
+// isImageName accepts finished image files and skips hidden files and the
+// temporary names copy tools and camera software write under.
+func isImageName(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "~") {
+		return false
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg", ".bmp":
+		return true
+	}
+	return false
+}
+
+// decode reads one file. Broken files go to failed/; a file that looks cut
+// short is left alone for a while in case its writer is merely slow.
+func (h *hotFolder) decode(c candidate) (Frame, bool) {
+	path := filepath.Join(h.dir, c.name)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(h.seen, c.name)
+		return Frame{}, false
+	}
+	if err != nil {
+		h.fail(c.name, fmt.Errorf("reading: %w", err))
+		return Frame{}, false
+	}
+	if err := checkComplete(c.name, data); err != nil {
+		if time.Since(c.mtime) < incompleteGrace*h.cfg.SettleTime {
+			h.log.Debug("hot folder file looks incomplete; waiting", "file", c.name, "err", err)
+			return Frame{}, false
+		}
+		h.fail(c.name, err)
+		return Frame{}, false
+	}
+	m, err := gocv.IMDecode(data, gocv.IMReadColor)
+	if err == nil && m.Empty() {
+		err = errors.New("OpenCV decoded no image")
+	}
+	if err != nil {
+		m.Close()
+		h.fail(c.name, fmt.Errorf("decoding: %w", err))
+		return Frame{}, false
+	}
+	h.seq++
+	h.pending[c.name] = path
+	h.st.FramesGrabbed++
+	h.st.FramesDelivered++
+	h.st.LastFrame = time.Now()
+	return Frame{Mat: m, Seq: h.seq, Time: c.mtime, PartID: c.name, Source: h.name}, true
+}
+
+// checkComplete tells a file cut short from a whole one by its format's end
+// marker, which a decoder may not: libjpeg pads a truncated JPEG with grey.
+func checkComplete(name string, data []byte) error {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png":
+		if len(data) < 12 || !bytes.Equal(data[len(data)-8:len(data)-4], []byte("IEND")) {
+			return errors.New("PNG has no IEND chunk at its end (truncated)")
+		}
+	case ".jpg", ".jpeg":
+		d := bytes.TrimRight(data, "\x00")
+		if len(d) < 4 || !bytes.HasSuffix(d, []byte{0xFF, 0xD9}) {
+			return errors.New("JPEG has no end-of-image marker (truncated)")
+		}
+	case ".bmp":
+		if len(data) < 6 || string(data[:2]) != "BM" {
+			return errors.New("BMP header missing")
+		}
+		if want := binary.LittleEndian.Uint32(data[2:6]); want != 0 && int64(want) > int64(len(data)) {
+			return fmt.Errorf("BMP header says %d bytes, file has %d (truncated)", want, len(data))
+		}
+	}
+	return nil
+}
+
+// fail moves a file to failed/ with its reason beside it. Caller holds mu.
+func (h *hotFolder) fail(name string, reason error) {
+	h.st.Failed++
+	h.st.LastError = fmt.Sprintf("%s: %v", name, reason)
+	h.st.LastErrorTime = time.Now()
+	delete(h.seen, name)
+	dst, err := moveInto(h.dir, name, FailedDir)
+	if err != nil {
+		// The file stays; it will be retried on the next scan, which is
+		// the best we can do if the folder refuses the move.
+		h.log.Error("hot folder file unreadable and cannot be moved aside", "file", name, "reason", reason, "err", err)
+		return
+	}
+	h.log.Error("hot folder file unreadable; moved to failed", "file", name, "reason", reason, "to", dst)
+	note := fmt.Sprintf("%s\t%s\n", time.Now().UTC().Format(time.RFC3339), reason)
+	if err := writeFileAtomic(dst+".reason.txt", []byte(note)); err != nil {
+		h.log.Warn("writing failure reason", "file", name, "err", err)
+	}
+}
+
+// Ack moves a delivered file to done/. It may be called after Close, so a
+// daemon shutting down can still acknowledge what it has queued.
+func (h *hotFolder) Ack(f Frame) error {
+	if f.Source != h.name {
+		return fmt.Errorf("capture: acknowledging frame from %q on hot folder %q", f.Source, h.name)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.pending[f.PartID]; !ok {
+		return fmt.Errorf("capture: acknowledging %q: not delivered or already acknowledged", f.PartID)
+	}
+	if _, err := moveInto(h.dir, f.PartID, DoneDir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Someone took the file away; it cannot come back to be
+			// inspected twice, so stop tracking it.
+			delete(h.pending, f.PartID)
+		}
+		return fmt.Errorf("capture: acknowledging %q: %w", f.PartID, err)
+	}
+	delete(h.pending, f.PartID)
+	delete(h.seen, f.PartID)
+	return nil
+}
+
+func (h *hotFolder) Status() Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.st
+}
+
+func (h *hotFolder) setClosed() {
+	h.mu.Lock()
+	h.st.State = StateClosed
+	h.mu.Unlock()
+}
+
+func (h *hotFolder) Close() error {
+	h.cancel()
+	h.setClosed()
+	return nil
+}
+
+// moveInto renames dir/name into dir/sub, picking a fresh name if a part
+// with the same file name was handled before, and syncs both folders so the
+// move survives a power cut.
+func moveInto(dir, name, sub string) (string, error) {
+	dstDir := filepath.Join(dir, sub)
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dstDir, err)
+	}
+	dst := filepath.Join(dstDir, name)
+	if _, err := os.Lstat(dst); err == nil {
+		ext := filepath.Ext(name)
+		dst = filepath.Join(dstDir, fmt.Sprintf("%s.%d%s", strings.TrimSuffix(name, ext), time.Now().UnixNano(), ext))
+	}
+	if err := os.Rename(filepath.Join(dir, name), dst); err != nil {
+		return "", fmt.Errorf("moving into %s: %w", sub, err)
+	}
+	if err := syncDir(dstDir); err != nil {
+		return dst, err
+	}
+	return dst, syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening %s to sync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes via a temp file in the same folder so readers never
+// see half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("creating temp file for %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,401 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// liveSource serves cameras, streams, pipelines and video files. One reader
+// goroutine per connection ("session") owns the backend and publishes into a
+// one-frame slot; a supervisor goroutine restarts sessions that fail or stall.
+type liveSource struct {
+	cfg     Config
+	kind    Kind
+	target  string
+	name    string
+	open    opener
+	log     *slog.Logger
+	limiter *rateLimiter
+	// lossless: an unpaced file waits for the consumer instead of
+	// dropping frames, so a replay inspects every frame in order.
+	lossless bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	cur      *session // the session whose frames are accepted
+	latest   *Frame   // newest frame not yet returned by Next
+	notify   chan struct{}
+	terminal error // io.EOF or ErrClosed once no more frames will come
+	seq      uint64
+	st       Status
+}
+
+// session is one open backend and the goroutine reading it.
+type session struct {
+	stop     chan struct{}
+	stopOnce sync.Once
+	ended    chan struct{}
+	// inDriver is the UnixNano time the reader entered Open or Read, 0
+	// while it is outside the driver; the supervisor uses it to spot a
+	// driver call that hangs.
+	inDriver atomic.Int64
+
+	// Set by the reader before ended is closed.
+	err    error
+	eof    bool
+	frames uint64
+
+	// Guarded by liveSource.mu.
+	abandoned, exited bool
+}
+
+func (ss *session) halt() { ss.stopOnce.Do(func() { close(ss.stop) }) }
+
+func (ss *session) stopped() bool {
+	select {
+	case <-ss.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ss *session) enterDriver() { ss.inDriver.Store(time.Now().UnixNano()) }
+func (ss *session) leaveDriver() { ss.inDriver.Store(0) }
+
+func openLive(ctx context.Context, cfg Config, kind Kind, target string, open opener) *liveSource {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &liveSource{
+		cfg:      cfg,
+		kind:     kind,
+		target:   target,
+		name:     redact(cfg.URI),
+		open:     open,
+		log:      cfg.Logger.With("source", redact(cfg.URI), "kind", kind.String()),
+		limiter:  newRateLimiter(cfg.MaxRate),
+		lossless: kind == KindFile && !cfg.Pace,
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		notify:   make(chan struct{}),
+	}
+	s.st = Status{Source: s.name, Kind: kind, State: StateConnecting}
+	go s.supervise()
+	return s
+}
+
+// broadcast wakes everyone waiting on the slot. Caller holds mu.
+func (s *liveSource) broadcast() {
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+func (s *liveSource) Next(ctx context.Context) (Frame, error) {
+	if err := s.limiter.wait(ctx); err != nil {
+		return Frame{}, err
+	}
+	for {
+		s.mu.Lock()
+		if s.latest != nil {
+			f := *s.latest
+			s.latest = nil
+			s.st.FramesDelivered++
+			s.broadcast() // a lossless reader may be waiting for the slot
+			s.mu.Unlock()
+			s.limiter.mark()
+			return f, nil
+		}
+		if s.terminal != nil {
+			err := s.terminal
+			s.mu.Unlock()
+			return Frame{}, err
+		}
+		ch := s.notify
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Frame{}, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (s *liveSource) Ack(Frame) error { return nil }
+
+func (s *liveSource) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+func (s *liveSource) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// publish hands a grabbed frame to the slot, taking ownership of m. It
+// reports false when the session should stop reading.
+func (s *liveSource) publish(ss *session, m gocv.Mat) bool {
+	s.mu.Lock()
+	for s.lossless && s.latest != nil && s.cur == ss {
+		ch := s.notify
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ss.stop:
+		}
+		s.mu.Lock()
+		if ss.stopped() {
+			break
+		}
+	}
+	if s.cur != ss || ss.stopped() {
+		s.mu.Unlock()
+		m.Close()
+		return false
+	}
+	if s.latest != nil {
+		s.latest.Mat.Close()
+		s.st.FramesDropped++
+	}
+	s.seq++
+	now := time.Now()
+	s.latest = &Frame{Mat: m, Seq: s.seq, Time: now, Source: s.name}
+	s.st.FramesGrabbed++
+	s.st.LastFrame = now
+	if s.st.State != StateStreaming {
+		s.st.State = StateStreaming
+		s.st.Backoff = 0
+		s.log.Info("capture streaming", "reconnects", s.st.Reconnects)
+	}
+	s.broadcast()
+	s.mu.Unlock()
+	return true
+}
+
+// read runs one session: open, read until failure, end or stop, close.
+func (s *liveSource) read(ss *session) {
+	defer func() {
+		s.mu.Lock()
+		ss.exited = true
+		if ss.abandoned {
+			s.st.StuckReaders--
+		}
+		s.mu.Unlock()
+		close(ss.ended)
+	}()
+	ss.enterDriver()
+	c, err := s.open(s.kind, s.target)
+	ss.leaveDriver()
+	if err != nil {
+		ss.err = err
+		return
+	}
+	// Closing happens here even for an abandoned session, once the hung
+	// call finally returns: nobody else may touch the backend.
+	defer c.Close()
+
+	var interval time.Duration
+	if s.kind == KindFile && s.cfg.Pace {
+		fps := s.cfg.PaceFPS
+		if fps <= 0 {
+			fps = c.FPS()
+		}
+		if fps <= 0 || fps > 1000 {
+			fps = fallbackFPS
+		}
+		interval = time.Duration(float64(time.Second) / fps)
+	}
+	due := time.Now()
+	lastGood := time.Now()
+	for !ss.stopped() {
+		m := gocv.NewMat()
+		ss.enterDriver()
+		ok := c.Read(&m)
+		ss.leaveDriver()
+		if !ok || m.Empty() {
+			m.Close()
+			if s.kind == KindFile {
+				ss.eof = true
+				return
+			}
+			if !ok {
+				ss.err = errors.New("backend read failed")
+				return
+			}
+			// Some backends return success with no image while a
+			// camera hiccups; give it until the stall timeout.
+			if time.Since(lastGood) > s.cfg.StallTimeout {
+				ss.err = fmt.Errorf("no image for %v (backend returns empty frames)", s.cfg.StallTimeout)
+				return
+			}
+			if !sleepOrStop(ss, 10*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		lastGood = time.Now()
+		ss.frames++
+		if !s.publish(ss, m) {
+			return
+		}
+		if interval > 0 {
+			due = due.Add(interval)
+			// After a hiccup start a fresh schedule rather than
+			// bursting to catch up: a camera does not replay the past.
+			if d := time.Until(due); d < -interval {
+				due = time.Now()
+			} else if !sleepOrStop(ss, d) {
+				return
+			}
+		}
+	}
+}
+
+func sleepOrStop(ss *session, d time.Duration) bool {
+	if d <= 0 {
+		return !ss.stopped()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ss.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// supervise keeps a session running until the context ends.
+func (s *liveSource) supervise() {
+	defer close(s.done)
+	defer s.shutdown()
+	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	for s.ctx.Err() == nil {
+		ss := &session{stop: make(chan struct{}), ended: make(chan struct{})}
+		s.mu.Lock()
+		s.cur = ss
+		s.mu.Unlock()
+		go s.read(ss)
+
+		stalled := s.watch(ss)
+		if s.ctx.Err() != nil {
+			s.retire(ss, min(s.cfg.StallTimeout, 2*time.Second))
+			return
+		}
+		var failure error
+		switch {
+		case stalled:
+			s.retire(ss, 0)
+			failure = fmt.Errorf("stalled: no frame for %v", s.cfg.StallTimeout)
+		case ss.err != nil:
+			failure = ss.err
+		case ss.eof && ss.frames == 0:
+			failure = errors.New("video file yielded no frames")
+		case ss.eof && s.cfg.Loop:
+			continue
+		case ss.eof:
+			s.end()
+			<-s.ctx.Done()
+			return
+		}
+		if ss.frames > 0 {
+			bo.reset()
+		}
+		wait := bo.next()
+		s.mu.Lock()
+		s.cur = nil
+		s.st.State = StateReconnecting
+		s.st.LastError = failure.Error()
+		s.st.LastErrorTime = time.Now()
+		s.st.Backoff = wait
+		s.st.Reconnects++
+		s.mu.Unlock()
+		s.log.Warn("capture failed; reopening", "err", failure, "backoff", wait)
+		if !sleepCtx(s.ctx, wait) {
+			return
+		}
+	}
+}
+
+// watch waits for the session to end, the context to end, or a stall: a
+// driver call that has not returned within the stall timeout.
+func (s *liveSource) watch(ss *session) (stalled bool) {
+	tick := time.NewTicker(max(min(s.cfg.StallTimeout/5, time.Second), time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ss.ended:
+			return false
+		case <-s.ctx.Done():
+			return false
+		case <-tick.C:
+			if t := ss.inDriver.Load(); t != 0 && time.Since(time.Unix(0, t)) > s.cfg.StallTimeout {
+				return true
+			}
+		}
+	}
+}
+
+// retire stops a session, waiting up to grace for it to exit. A reader stuck
+// in the driver cannot be interrupted from Go, so it is abandoned: it closes
+// its backend and exits whenever the driver returns.
+func (s *liveSource) retire(ss *session, grace time.Duration) {
+	ss.halt()
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-ss.ended:
+		case <-t.C:
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == ss {
+		s.cur = nil
+	}
+	if !ss.exited && !ss.abandoned {
+		ss.abandoned = true
+		s.st.StuckReaders++
+		s.log.Warn("capture reader stuck in driver; abandoned", "stuck", s.st.StuckReaders)
+	}
+}
+
+// end marks a video file as finished: Next drains the last frame, then
+// returns io.EOF.
+func (s *liveSource) end() {
+	s.mu.Lock()
+	s.cur = nil
+	s.terminal = io.EOF
+	s.st.State = StateEnded
+	s.broadcast()
+	s.mu.Unlock()
+	s.log.Info("video file ended")
+}
+
+// shutdown frees the slot and makes Next return ErrClosed.
+func (s *liveSource) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = nil
+	if s.latest != nil {
+		s.latest.Mat.Close()
+		s.latest = nil
+	}
+	s.terminal = ErrClosed
+	s.st.State = StateClosed
+	s.broadcast()
+}

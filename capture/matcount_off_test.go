@@ -1,0 +1,5 @@
+//go:build !matprofile
+
+package capture
+
+func liveMats() int { return -1 }

@@ -1,0 +1,111 @@
+// Package config reads inspectd's settings from the environment (prefix
+// INSPECTD_) with envconfig: defaults and validation live here, in one place,
+// and errors name the variable.
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"text/tabwriter"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/inspectd/inspectd/engine"
+)
+
+// Prefix of every environment variable.
+const Prefix = "INSPECTD"
+
+// Runtime selects the backbone file and how it runs.
+type Runtime struct {
+	Backbone string `envconfig:"BACKBONE" desc:"pretrained backbone ONNX file (default: .deps/models/mobilenet_v2_taps.onnx, then /usr/share/inspectd/mobilenet_v2_taps.onnx)"`
+	Engine   string `envconfig:"RUNTIME" default:"onnxruntime" desc:"network runtime: onnxruntime or opencv"`
+	ORTLib   string `envconfig:"ORT_LIB" desc:"ONNX Runtime shared library (default: .deps/onnxruntime/<arch>/libonnxruntime.so.1, then /usr/lib/inspectd/libonnxruntime.so.1)"`
+	Provider string `envconfig:"PROVIDER" default:"cpu" desc:"ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu)"`
+	Threads  int    `envconfig:"THREADS" default:"0" desc:"backbone threads (0: runtime default)"`
+	MaxBatch int    `envconfig:"MAX_BATCH" default:"8" desc:"images per backbone call (memory bound)"`
+}
+
+// LoadRuntime reads and validates the runtime settings.
+func LoadRuntime() (Runtime, error) {
+	var r Runtime
+	if err := envconfig.Process(Prefix, &r); err != nil {
+		return r, fmt.Errorf("configuration: %w", err)
+	}
+	return r, r.Validate()
+}
+
+// Validate checks values and resolves default file locations.
+func (r *Runtime) Validate() error {
+	switch engine.Kind(r.Engine) {
+	case engine.ONNXRuntime, engine.OpenCV:
+	default:
+		return fmt.Errorf("configuration: INSPECTD_RUNTIME=%q: want onnxruntime or opencv", r.Engine)
+	}
+	switch engine.Provider(r.Provider) {
+	case engine.CPU, engine.CUDA, engine.TensorRT:
+	default:
+		return fmt.Errorf("configuration: INSPECTD_PROVIDER=%q: want cpu, cuda or tensorrt", r.Provider)
+	}
+	if r.Threads < 0 || r.Threads > 256 {
+		return fmt.Errorf("configuration: INSPECTD_THREADS=%d: want 0..256", r.Threads)
+	}
+	if r.MaxBatch < 1 || r.MaxBatch > 256 {
+		return fmt.Errorf("configuration: INSPECTD_MAX_BATCH=%d: want 1..256", r.MaxBatch)
+	}
+	if r.Backbone == "" {
+		r.Backbone = firstExisting(
+			filepath.Join(".deps", "models", "mobilenet_v2_taps.onnx"),
+			"/usr/share/inspectd/mobilenet_v2_taps.onnx")
+	}
+	if r.ORTLib == "" && engine.Kind(r.Engine) == engine.ONNXRuntime {
+		arch := "x64"
+		if runtime.GOARCH == "arm64" {
+			arch = "arm64"
+		}
+		r.ORTLib = firstExisting(
+			filepath.Join(".deps", "onnxruntime", arch, "libonnxruntime.so.1"),
+			"/usr/lib/inspectd/libonnxruntime.so.1")
+	}
+	return nil
+}
+
+// firstExisting returns the first path that exists, else the first one (so
+// the error message names where it was expected).
+func firstExisting(paths ...string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+			return p
+		}
+	}
+	return paths[0]
+}
+
+// Open opens the backbone with the given outputs.
+func (r Runtime) Open(outputs []string) (engine.Runtime, error) {
+	return engine.Open(engine.Options{Kind: engine.Kind(r.Engine), Model: r.Backbone, Outputs: outputs,
+		Threads: r.Threads, Library: r.ORTLib, Provider: engine.Provider(r.Provider)})
+}
+
+// Usage lists the environment variables of a settings struct with defaults.
+func Usage(w io.Writer, spec any) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	t := reflect.TypeOf(spec).Elem()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s_%s\t%s\t%s\n", Prefix, name, f.Tag.Get("default"), f.Tag.Get("desc"))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/metrics"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/progress"
+	"github.com/inspectd/inspectd/transform"
+)
+
+// calibFlags binds the calibration settings to flags, defaults from
+// calibration.Defaults, and returns a function producing the Config.
+func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
+	d := calibration.Defaults()
+	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs pooled into features (comma separated)")
+	scales := fs.String("scales", joinInts(d.Features.Scales), "square input sizes in pixels (comma separated)")
+	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle) or rotate (full circle)")
+	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
+	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
+	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")
+	T := fs.Int("transforms", d.TestViews, "T, fixed transformations averaged per image when scoring")
+	method := fs.String("method", string(d.Method), "density: flow (DifferNet) or gaussian (baseline)")
+	blocks := fs.Int("blocks", d.Flow.Blocks, "flow coupling blocks")
+	hidden := fs.Int("hidden", d.Flow.Hidden, "flow subnet width")
+	depth := fs.Int("depth", d.Flow.Depth, "flow subnet hidden layers")
+	epochs := fs.Int("epochs", d.MaxEpochs, "most training epochs (stops earlier when the loss plateaus)")
+	lr := fs.Float64("lr", d.LR, "Adam learning rate")
+	frr := fs.Float64("frr", d.TargetFRR, "target false-reject rate of good parts for the threshold")
+	folds := fs.Int("folds", d.Folds, "folds for out-of-sample good scores")
+	thr := fs.String("threshold-method", string(d.ThresholdBy), "auto, empirical, lognormal or gaussian")
+	roi := fs.String("roi", "", "region of interest x,y,w,h in image pixels (default: whole image)")
+	seed := fs.Int64("seed", d.Seed, "random seed")
+	return func() (calibration.Config, error) {
+		c := d
+		c.Features.Taps = stringList(*taps)
+		var err error
+		if c.Features.Scales, err = intList(*scales); err != nil {
+			return c, fmt.Errorf("--scales: %w", err)
+		}
+		c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
+		if c.Transforms.Mode == transform.Small {
+			c.Transforms.MaxAngle = *maxAngle
+		}
+		c.TrainViews, c.TestViews, c.Method = *trainViews, *T, model.Method(*method)
+		c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth = *blocks, *hidden, *depth
+		c.MaxEpochs, c.LR, c.TargetFRR, c.Folds = *epochs, *lr, *frr, *folds
+		c.ThresholdBy, c.ROI, c.Seed = metrics.ThresholdMethod(*thr), *roi, *seed
+		return c, c.Validate()
+	}
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: inspectd calibrate --good DIR|FILE... --out MODEL [flags]\n\nLearns a model from good parts and sets the decision threshold.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var good multiFlag
+	fs.Var(&good, "good", "directory of good images, or an image file (repeatable; further arguments are files too)")
+	out := fs.String("out", "", "model file to write (written atomically)")
+	limit := fs.Int("limit", 0, "use at most N good images (0: all)")
+	cfgFn := calibFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	good = append(good, fs.Args()...)
+	if len(good) == 0 || *out == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: --good and --out are required", errUsage)
+	}
+	cfg, err := cfgFn()
+	if err != nil {
+		return err
+	}
+	files, err := calibration.Images(good, *limit)
+	if err != nil {
+		return err
+	}
+	res, err := calibrateFiles(ctx, files, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := model.Save(*out, res.Manifest, res.Tensors); err != nil {
+		return err
+	}
+	m := res.Manifest
+	fmt.Fprintf(stdout, "wrote %s: model %s, %s on %d images, threshold %.4g (%s, target FRR %.3g, %d out-of-sample good scores, max %.4g), %.0f s\n",
+		*out, mustID(*out), m.Method, m.Training.Images, m.Threshold.Value, m.Threshold.Method, m.Threshold.TargetFRR,
+		m.Threshold.Samples, m.Training.GoodScores[len(m.Training.GoodScores)-1], m.Training.Seconds)
+	return nil
+}
+
+func mustID(path string) string {
+	m, err := model.Load(path)
+	if err != nil {
+		return "?"
+	}
+	return m.Manifest.ID
+}
+
+// calibrateFiles loads the images and calibrates, with a progress bar.
+func calibrateFiles(ctx context.Context, files []string, cfg calibration.Config, stderr io.Writer) (*calibration.Result, error) {
+	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, m := range imgs {
+			m.Close()
+		}
+	}()
+	ex, backbone, closeRT, err := openExtractor(cfg.Features)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRT()
+	isTerm := false
+	if f, ok := stderr.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	bars := map[string]*progress.Bar{}
+	prog := func(stage string, done, total int) {
+		b := bars[stage]
+		if b == nil {
+			b = progress.New(stderr, total, stage, progress.WithTerminal(isTerm))
+			bars[stage] = b
+		}
+		b.Add(1)
+		if done == total {
+			b.Done()
+		}
+	}
+	res, err := calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, prog)
+	for _, b := range bars {
+		b.Done()
+	}
+	return res, err
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,189 @@
+// Package cli implements inspectd's subcommands; cmd/inspectd only calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/pipeline"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
+var Version = "dev"
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"calibrate", "learn a model from good parts (16 is typical)", runCalibrate},
+		{"score", "score images with a model: one JSON line each, optional heatmaps", runScore},
+		{"eval", "calibrate and evaluate on a data set in MVTec AD layout", runEval},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "inspectd %s: edge inspection with DifferNet\n\nUsage: inspectd <command> [flags]\n\nCommands:\n", Version)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'inspectd <command> --help' for its flags. Settings common to all\ncommands come from the environment:\n")
+	config.Usage(w, &config.Runtime{})
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	// Ctrl-C and SIGTERM cancel the context: commands stop cleanly and never
+	// leave a half-written file behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				return 2
+			case errors.Is(err, context.Canceled):
+				fmt.Fprintf(stderr, "inspectd %s: interrupted; nothing was written\n", c.name)
+				return 130
+			default:
+				fmt.Fprintf(stderr, "inspectd %s: %v\n", c.name, err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "inspectd: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+var errUsage = errors.New("usage")
+
+// parse parses flags; a flag error has already been printed by the FlagSet.
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += "+" + s.Value[:min(12, len(s.Value))]
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "inspectd %s\n", v)
+	return nil
+}
+
+// openModel loads a model and everything needed to inspect with it.
+func openModel(path string) (*pipeline.Inspector, func(), error) {
+	rc, err := config.LoadRuntime()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	sha, err := model.FileSHA256(rc.Backbone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backbone %s: %w (set INSPECTD_BACKBONE)", rc.Backbone, err)
+	}
+	if sha != m.Manifest.Backbone.SHA256 {
+		return nil, nil, fmt.Errorf("model %s was calibrated with backbone %s (sha256 %s) but %s has sha256 %s: recalibrate or point INSPECTD_BACKBONE at the right file",
+			path, m.Manifest.Backbone.File, m.Manifest.Backbone.SHA256, rc.Backbone, sha)
+	}
+	rt, err := rc.Open(m.Manifest.Features.Taps)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := pipeline.NewExtractor(m, rt, rc.MaxBatch)
+	if err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	in, err := pipeline.NewInspector(m, ex, sha)
+	if err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	return in, func() { rt.Close() }, nil
+}
+
+// openExtractor opens the backbone for calibration.
+func openExtractor(fc features.Config) (*features.Extractor, string, func(), error) {
+	rc, err := config.LoadRuntime()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rt, err := rc.Open(fc.Taps)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ex, err := features.New(rt, fc, rc.MaxBatch)
+	if err != nil {
+		rt.Close()
+		return nil, "", nil, err
+	}
+	return ex, rc.Backbone, func() { rt.Close() }, nil
+}
+
+// intList parses "448,224,112".
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a list of integers", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func stringList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,267 @@
+// Package model reads and writes calibrated models. A model is one zip file
+// with two members:
+//
+//   - manifest.json: readable settings (format version, backbone file name and
+//     sha256, taps, scales, normalisation, transformations, method and its
+//     configuration, threshold and how it was chosen, training statistics) and
+//     the table of tensors;
+//   - weights.bin: the tensors back to back, each little-endian IEEE-754
+//     float32 in row-major order, at the offset (in values) the manifest gives.
+//
+// Its sha256 is in the manifest and is checked on load. Zip is used because
+// every operator has a tool to look inside (`unzip -p model.zip manifest.json`)
+// and Go reads it without dependencies; members are stored, not compressed,
+// since float weights do not compress.
+package model
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/transform"
+)
+
+// FormatName and FormatVersion identify the file; Load refuses other versions.
+const (
+	FormatName    = "inspectd-model"
+	FormatVersion = 1
+)
+
+// Method names the density estimator over the features.
+type Method string
+
+const (
+	Flow     Method = "flow"
+	Gaussian Method = "gaussian"
+)
+
+// Backbone identifies the network the features came from.
+type Backbone struct {
+	File   string `json:"file"` // base name, for people; the checksum decides
+	SHA256 string `json:"sha256"`
+}
+
+// Threshold is the decision boundary and how it was chosen.
+type Threshold struct {
+	Value        float64 `json:"value"`
+	Method       string  `json:"method"` // e.g. "kfold-lognormal", "override"
+	TargetFRR    float64 `json:"target_frr"`
+	Samples      int     `json:"samples"`
+	EmpiricalFRR float64 `json:"empirical_frr"`
+	Folds        int     `json:"folds,omitempty"`
+}
+
+// Training records what calibration did, for audits.
+type Training struct {
+	Images     int       `json:"images"`
+	Vectors    int       `json:"vectors"`
+	Epochs     int       `json:"epochs,omitempty"`
+	FinalLoss  float64   `json:"final_loss,omitempty"`
+	Seconds    float64   `json:"seconds"`
+	Seed       int64     `json:"seed"`
+	GoodScores []float64 `json:"good_scores,omitempty"` // out-of-sample, sorted
+	Created    time.Time `json:"created"`
+	Host       string    `json:"host,omitempty"`
+}
+
+// TensorInfo locates one tensor in weights.bin.
+type TensorInfo struct {
+	Name   string `json:"name"`
+	Shape  []int  `json:"shape"`
+	Offset int    `json:"offset"` // in float32 values
+}
+
+// Manifest is manifest.json.
+type Manifest struct {
+	Format         string           `json:"format"`
+	Version        int              `json:"version"`
+	ID             string           `json:"id"` // first 12 hex digits of the weights' sha256
+	Backbone       Backbone         `json:"backbone"`
+	Features       features.Config  `json:"features"`
+	ROI            string           `json:"roi,omitempty"` // "x,y,w,h" in source pixels
+	Transforms     transform.Config `json:"transforms"`
+	TestTransforms int              `json:"test_transforms"`
+	Method         Method           `json:"method"`
+	MethodConfig   json.RawMessage  `json:"method_config,omitempty"`
+	HeatmapSigma   float64          `json:"heatmap_sigma"`
+	HeatmapHi      float64          `json:"heatmap_hi"` // overlay scale: heat mapped to red
+	Threshold      Threshold        `json:"threshold"`
+	Training       Training         `json:"training"`
+	Tensors        []TensorInfo     `json:"tensors"`
+	WeightsSHA256  string           `json:"weights_sha256"`
+}
+
+// Tensor is a named float32 array.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+// Model is a loaded model.
+type Model struct {
+	Manifest Manifest
+	Tensors  map[string]Tensor
+}
+
+// Tensor returns the named tensor or an error naming what is missing.
+func (m *Model) Tensor(name string) (Tensor, error) {
+	t, ok := m.Tensors[name]
+	if !ok {
+		return Tensor{}, fmt.Errorf("model %s has no tensor %q", m.Manifest.ID, name)
+	}
+	return t, nil
+}
+
+// FromTensors makes an in-memory model (as Load would return after Save).
+func FromTensors(man Manifest, tensors []Tensor) *Model {
+	m := &Model{Manifest: man, Tensors: map[string]Tensor{}}
+	for _, t := range tensors {
+		m.Tensors[t.Name] = t
+	}
+	return m
+}
+
+// Save writes the manifest and tensors to path atomically: a crash or error
+// leaves any earlier file at path untouched.
+func Save(path string, man Manifest, tensors []Tensor) error {
+	var weights bytes.Buffer
+	man.Tensors = man.Tensors[:0]
+	off := 0
+	for _, t := range tensors {
+		n := 1
+		for _, d := range t.Shape {
+			n *= d
+		}
+		if n != len(t.Data) {
+			return fmt.Errorf("saving model: tensor %s: shape %v holds %d values, data has %d", t.Name, t.Shape, n, len(t.Data))
+		}
+		if err := binary.Write(&weights, binary.LittleEndian, t.Data); err != nil {
+			return fmt.Errorf("saving model: encoding %s: %w", t.Name, err)
+		}
+		man.Tensors = append(man.Tensors, TensorInfo{Name: t.Name, Shape: t.Shape, Offset: off})
+		off += n
+	}
+	sum := sha256.Sum256(weights.Bytes())
+	man.Format, man.Version = FormatName, FormatVersion
+	man.WeightsSHA256 = hex.EncodeToString(sum[:])
+	man.ID = man.WeightsSHA256[:12]
+	js, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving model: encoding manifest: %w", err)
+	}
+	return imageops.WriteAtomic(path, func(f *os.File) error {
+		zw := zip.NewWriter(f)
+		for _, m := range []struct {
+			name string
+			data []byte
+		}{{"manifest.json", append(js, '\n')}, {"weights.bin", weights.Bytes()}} {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: m.name, Method: zip.Store, Modified: man.Training.Created})
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(m.data); err != nil {
+				return err
+			}
+		}
+		return zw.Close()
+	})
+}
+
+// ErrFormat marks a file that is not a model this version can read.
+var ErrFormat = errors.New("not a usable inspectd model")
+
+// Load reads and checks a model file: format and version, the weights'
+// checksum, and that every tensor lies inside the weights.
+func Load(path string) (*Model, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("model %s does not exist", path)
+		}
+		return nil, fmt.Errorf("model %s: %w: %v", path, ErrFormat, err)
+	}
+	defer zr.Close()
+	read := func(name string) ([]byte, error) {
+		f, err := zr.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w: member %s missing", path, ErrFormat, name)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w: reading %s: %v", path, ErrFormat, name, err)
+		}
+		return b, nil
+	}
+	js, err := read("manifest.json")
+	if err != nil {
+		return nil, err
+	}
+	var man Manifest
+	if err := json.Unmarshal(js, &man); err != nil {
+		return nil, fmt.Errorf("model %s: %w: manifest.json: %v", path, ErrFormat, err)
+	}
+	if man.Format != FormatName {
+		return nil, fmt.Errorf("model %s: %w: format %q, want %q", path, ErrFormat, man.Format, FormatName)
+	}
+	if man.Version != FormatVersion {
+		return nil, fmt.Errorf("model %s: %w: format version %d, this inspectd reads version %d", path, ErrFormat, man.Version, FormatVersion)
+	}
+	wb, err := read("weights.bin")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(wb)
+	if got := hex.EncodeToString(sum[:]); got != man.WeightsSHA256 {
+		return nil, fmt.Errorf("model %s: %w: weights checksum %s does not match manifest %s (file damaged)", path, ErrFormat, got, man.WeightsSHA256)
+	}
+	if len(wb)%4 != 0 {
+		return nil, fmt.Errorf("model %s: %w: weights.bin is %d bytes, not whole float32 values", path, ErrFormat, len(wb))
+	}
+	all := make([]float32, len(wb)/4)
+	for i := range all {
+		all[i] = math.Float32frombits(binary.LittleEndian.Uint32(wb[4*i:]))
+	}
+	m := &Model{Manifest: man, Tensors: map[string]Tensor{}}
+	for _, ti := range man.Tensors {
+		n := 1
+		for _, d := range ti.Shape {
+			if d < 0 {
+				return nil, fmt.Errorf("model %s: %w: tensor %s has negative shape %v", path, ErrFormat, ti.Name, ti.Shape)
+			}
+			n *= d
+		}
+		if ti.Offset < 0 || ti.Offset+n > len(all) {
+			return nil, fmt.Errorf("model %s: %w: tensor %s (%v at %d) lies outside the %d weights", path, ErrFormat, ti.Name, ti.Shape, ti.Offset, len(all))
+		}
+		m.Tensors[ti.Name] = Tensor{Name: ti.Name, Shape: ti.Shape, Data: all[ti.Offset : ti.Offset+n]}
+	}
+	return m, nil
+}
+
+// FileSHA256 is the hex sha256 of a file (used for the backbone).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
