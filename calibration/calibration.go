@@ -57,6 +57,9 @@ type Config struct {
 	Patience     int
 	LR           float64
 	WeightDecay  float64
+	Noise        float64 // std of Gaussian noise added to standardised training vectors, fresh each epoch
+	ValFraction  float64 // fraction of images held out to pick the flow's epoch count
+	Refit        bool    // retrain on all images for the picked epoch count
 	TargetFRR    float64
 	Folds        int
 	ThresholdBy  metrics.ThresholdMethod
@@ -279,27 +282,117 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 		}
 		fit.Dens, fit.Tensors, fit.MethodConfig = g, ts, mc
 	default:
-		fc := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
-		f, err := flow.New(fc)
+		f, fc, st, err := fitFlow(ctx, xs, n, dim, cfg, seed, prog)
 		if err != nil {
-			return nil, fmt.Errorf("creating flow: %w", err)
-		}
-		adam := flow.PaperAdam
-		adam.LR, adam.WeightDecay = cfg.LR, cfg.WeightDecay
-		tc := flow.TrainConfig{Adam: adam, MaxEpochs: cfg.MaxEpochs, Batch: min(cfg.Batch, n), Seed: seed,
-			Patience: cfg.Patience, MinDelta: 1e-4}
-		if prog != nil {
-			tc.Progress = func(e, total int, _ float64) { prog("train", e, total) }
-		}
-		st, err := f.Train(ctx, xs, n, tc)
-		if err != nil {
-			return nil, fmt.Errorf("training flow: %w", err)
+			return nil, err
 		}
 		mc, _ := json.Marshal(fc)
 		fit.Dens, fit.Tensors, fit.MethodConfig = f, pipeline.FlowTensors(f), mc
 		fit.Epochs, fit.FinalLoss = st.Epochs, st.FinalLoss
 	}
 	return fit, nil
+}
+
+// flowStats is what fitFlow reports about its training.
+type flowStats struct {
+	Epochs    int
+	FinalLoss float64
+}
+
+// fitFlow trains a flow on standardised rows xs.
+func fitFlow(ctx context.Context, xs []float32, n, dim int, cfg Config, seed int64, prog Progress) (*flow.Flow, flow.Config, flowStats, error) {
+	fc := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
+	var st flowStats
+	views := max(cfg.TrainViews, 1)
+	images := n / views
+	epochs := cfg.MaxEpochs
+	if cfg.ValFraction > 0 && images >= 4 && n%views == 0 {
+		nv := max(1, int(math.Round(cfg.ValFraction*float64(images))))
+		// Hold out whole images: views of one image are near copies, so a
+		// validation set of held-out views would only measure memorisation.
+		perm := rand.New(rand.NewPCG(uint64(seed), 0xfa1d)).Perm(images)
+		val := rows(xs, perm[:nv], views, dim)
+		tr := rows(xs, perm[nv:], views, dim)
+		f, best, last, err := trainFlow(ctx, fc, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, prog)
+		if err != nil {
+			return nil, fc, st, err
+		}
+		if !cfg.Refit {
+			return f, fc, flowStats{Epochs: best, FinalLoss: last}, nil
+		}
+		epochs = max(best, 1)
+	}
+	f, best, last, err := trainFlow(ctx, fc, xs, n, nil, 0, cfg, epochs, seed, prog)
+	return f, fc, flowStats{Epochs: best, FinalLoss: last}, err
+}
+
+// trainFlow trains a new flow for at most epochs epochs, with fresh noise
+// every epoch, and returns it at its best epoch on val (or on the training
+// loss without val).
+func trainFlow(ctx context.Context, fc flow.Config, x []float32, n int, val []float32, nval int, cfg Config, epochs int, seed int64, prog Progress) (*flow.Flow, int, float64, error) {
+	f, err := flow.New(fc)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("creating flow: %w", err)
+	}
+	adam := flow.PaperAdam
+	adam.LR, adam.WeightDecay = cfg.LR, cfg.WeightDecay
+	if cfg.Noise <= 0 && nval == 0 {
+		tc := flow.TrainConfig{Adam: adam, MaxEpochs: epochs, Batch: min(cfg.Batch, n), Seed: seed,
+			Patience: cfg.Patience, MinDelta: 1e-4}
+		if prog != nil {
+			tc.Progress = func(e, total int, _ float64) { prog("train", e, total) }
+		}
+		st, err := f.Train(ctx, x, n, tc)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("training flow: %w", err)
+		}
+		return f, st.Epochs, st.FinalLoss, nil
+	}
+	if nval == 0 {
+		// full-data refit runs the fixed epoch count
+		cfg.Patience = 0
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x0157))
+	noisy := make([]float32, len(x))
+	params := f.Params()
+	bestW := make([][]float32, len(params))
+	for i, p := range params {
+		bestW[i] = append([]float32(nil), p.Data...)
+	}
+	bestLoss, bestEpoch, since := math.Inf(1), 0, 0
+	var last float64
+	for e := 1; e <= epochs; e++ {
+		for i, v := range x {
+			noisy[i] = v + float32(cfg.Noise*rng.NormFloat64())
+		}
+		tc := flow.TrainConfig{Adam: adam, MaxEpochs: 1, Batch: min(cfg.Batch, n), Seed: seed + int64(e)}
+		st, err := f.Train(ctx, noisy, n, tc)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("training flow: %w", err)
+		}
+		last = st.FinalLoss
+		if nval > 0 {
+			last = f.Loss(val, nval)
+		}
+		if prog != nil {
+			prog("train", e, epochs)
+		}
+		if last < bestLoss-1e-4 {
+			bestLoss, bestEpoch, since = last, e, 0
+			for i, p := range params {
+				copy(bestW[i], p.Data)
+			}
+		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
+			break
+		}
+	}
+	if nval == 0 {
+		return f, epochs, last, nil
+	}
+	for i, p := range params {
+		copy(p.Data, bestW[i])
+	}
+	return f, bestEpoch, bestLoss, nil
 }
 
 // ScoreImages returns the mean score over each image's test views.

@@ -34,6 +34,7 @@ func commands() []command {
 		{"calibrate", "learn a model from good parts (16 is typical)", runCalibrate},
 		{"score", "score images with a model: one JSON line each, optional heatmaps", runScore},
 		{"eval", "calibrate and evaluate on a data set in MVTec AD layout", runEval},
+		{"synth", "write synthetic parts with defects (data set and camera video)", runSynth},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -110,7 +110,9 @@ func scoreOne(ctx context.Context, in *pipeline.Inspector, file, heatDir string,
 	if err != nil {
 		return err
 	}
-	name := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)) + "_heatmap.jpg"
+	// The parent folder is part of the name: data sets reuse file names per
+	// class folder (test/crack/000.png, test/hole/000.png).
+	name := filepath.Base(filepath.Dir(file)) + "_" + strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)) + "_heatmap.jpg"
 	line.Heatmap = filepath.Join(heatDir, name)
 	return imageops.WriteFileAtomic(line.Heatmap, jpg)
 }

@@ -1,0 +1,377 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/pipeline"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// The synthetic set: sizes as on a line (224 px parts, 16 good to calibrate),
+// small enough that the end-to-end run fits the CI budget on two cores.
+const (
+	dataSize      = 224
+	dataTrain     = 16
+	dataTestGood  = 12
+	dataPerKind   = 6
+	dataSeed      = 11
+	minImageAUROC = 0.95
+	// Share of defects whose heatmap peak must fall on the defect's mask.
+	minPeakInMask = 0.5
+)
+
+// realBackbone points the commands at the pretrained backbone and ONNX
+// Runtime, skipping when they are absent.
+func realBackbone(t *testing.T) {
+	t.Helper()
+	t.Setenv("INSPECTD_BACKBONE", testenv.RequireBackbone(t))
+	t.Setenv("INSPECTD_ORT_LIB", testenv.RequireORT(t))
+	t.Setenv("INSPECTD_RUNTIME", "onnxruntime")
+	t.Setenv("INSPECTD_THREADS", "2")
+}
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	start := time.Now()
+	code = Main(args, &o, &e)
+	t.Logf("inspectd %s: exit %d in %.1f s", args[0], code, time.Since(start).Seconds())
+	return code, o.String(), e.String()
+}
+
+func readSummary(t *testing.T, dir string) EvalSummary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s EvalSummary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	return s
+}
+
+// TestEndToEnd calibrates and evaluates both densities on a synthetic
+// category with the real backbone, then scores with the saved model.
+func TestEndToEnd(t *testing.T) {
+	realBackbone(t)
+	data := filepath.Join(t.TempDir(), "flange")
+	start := time.Now()
+	if err := synth.WriteDataset(data, dataTrain, dataTestGood, dataPerKind, dataSize, dataSeed); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("data set written in %.1f s", time.Since(start).Seconds())
+	def := calibration.Defaults().Method
+
+	models := map[model.Method]string{}
+	for _, method := range []model.Method{model.Gaussian, model.Flow} {
+		t.Run("eval-"+string(method), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "eval")
+			code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(dataTrain),
+				"--out", out, "--method", string(method))
+			if code != 0 {
+				t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			s := readSummary(t, out)
+			t.Logf("%s: image AUROC %.4f per class %v pixel AUROC %v threshold %.4g FRR %.3f recall %.3f calibrate %.1f s, %.0f ms/image",
+				method, s.ImageAUROC, s.PerClass, deref(s.PixelAUROC), s.Threshold, s.FalseRejectRate, s.DefectRecall, s.CalibrateSec, s.MsPerImage)
+			if s.Method != method || s.TrainImages != dataTrain {
+				t.Errorf("summary says method %s on %d images; asked for %s on %d", s.Method, s.TrainImages, method, dataTrain)
+			}
+			if want := dataTestGood + dataPerKind*len(synth.Kinds); sumCounts(s.Counts) != want {
+				t.Errorf("summary counts %v, want %d test images", s.Counts, want)
+			}
+			if s.PixelAUROC == nil || !(*s.PixelAUROC > 0.5 && *s.PixelAUROC <= 1) {
+				t.Errorf("pixel AUROC %v: want reported and better than chance", deref(s.PixelAUROC))
+			}
+			if method == def && s.ImageAUROC < minImageAUROC {
+				t.Errorf("default method %s: image AUROC %.4f below %.2f", method, s.ImageAUROC, minImageAUROC)
+			}
+			for _, f := range []string{"model.zip", "scores.csv", "roc.png", "histogram.png"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+					t.Errorf("eval did not write %s: %v", f, err)
+				}
+			}
+			models[method] = filepath.Join(out, "model.zip")
+		})
+	}
+
+	t.Run("heat-peak-in-mask", func(t *testing.T) {
+		mpath := models[def]
+		if mpath == "" {
+			t.Skip("no model from eval")
+		}
+		in, closeFn, err := openModel(mpath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeFn()
+		inside, total := 0, 0
+		var dists []float64
+		for _, k := range synth.Kinds {
+			for i := range dataPerKind {
+				name := fmt.Sprintf("%03d", i)
+				d := peakDistance(t, in, filepath.Join(data, "test", string(k), name+".png"),
+					filepath.Join(data, "ground_truth", string(k), name+"_mask.png"))
+				dists = append(dists, d)
+				total++
+				if d == 0 {
+					inside++
+				}
+			}
+		}
+		sort.Float64s(dists)
+		t.Logf("heat peak on the mask for %d of %d defects; distances to the mask (px) %v", inside, total, dists)
+		if frac := float64(inside) / float64(total); frac < minPeakInMask {
+			t.Errorf("heat peak on the defect for %d of %d defects (%.0f%%), want at least %.0f%%", inside, total, 100*frac, 100*minPeakInMask)
+		}
+	})
+
+	t.Run("score", func(t *testing.T) {
+		mpath := models[def]
+		if mpath == "" {
+			t.Skip("no model from eval")
+		}
+		images := []string{
+			filepath.Join(data, "test", "good", "000.png"), filepath.Join(data, "test", "good", "001.png"),
+			filepath.Join(data, "test", string(synth.Hole), "000.png"), filepath.Join(data, "test", string(synth.Stain), "000.png"),
+		}
+		heat := filepath.Join(t.TempDir(), "heat")
+		code, stdout, stderr := run(t, append([]string{"score", "--model", mpath, "--heatmap", heat}, images...)...)
+		if code != 0 {
+			t.Fatalf("score exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		lines := jsonLines(t, stdout)
+		if len(lines) != len(images) {
+			t.Fatalf("%d JSON lines for %d images:\n%s", len(lines), len(images), stdout)
+		}
+		for i, l := range lines {
+			t.Logf("%s: score %.4g threshold %.4g %s, %.0f ms", filepath.Base(filepath.Dir(l.Image)), l.Score, l.Threshold, l.Verdict, l.Millis)
+			if l.Image != images[i] || l.Error != "" {
+				t.Errorf("line %d: image %q error %q, want %q and no error", i, l.Image, l.Error, images[i])
+			}
+			want := "ok"
+			if l.Score > l.Threshold {
+				want = "defect"
+			}
+			if l.Verdict != want || math.IsNaN(l.Score) || l.Threshold <= 0 {
+				t.Errorf("line %d: verdict %q for score %v at threshold %v, want %q", i, l.Verdict, l.Score, l.Threshold, want)
+			}
+			if st, err := os.Stat(l.Heatmap); err != nil || st.Size() == 0 {
+				t.Errorf("line %d: heatmap %q not written: %v", i, l.Heatmap, err)
+			}
+		}
+	})
+}
+
+// peakDistance is how far (pixels) the heatmap's peak lies from the defect's
+// mask, compared at the mask's resolution as eval's pixel AUROC does; 0 is on it.
+func peakDistance(t *testing.T, in *pipeline.Inspector, imgPath, maskPath string) float64 {
+	t.Helper()
+	img, err := imageops.ReadFile(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	res, err := in.Inspect(context.Background(), img, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := gocv.IMRead(maskPath, gocv.IMReadGrayScale)
+	if mask.Empty() {
+		t.Fatalf("cannot read %s", maskPath)
+	}
+	defer mask.Close()
+	h, w := mask.Rows(), mask.Cols()
+	heat := imageops.ResizeMap(res.Heat, pipeline.HeatSize, pipeline.HeatSize, h, w)
+	best := 0
+	for p, v := range heat {
+		if v > heat[best] {
+			best = p
+		}
+	}
+	mb := mask.ToBytes()
+	px, py := best%w, best/w
+	d := math.Inf(1)
+	for p, v := range mb {
+		if v > 127 {
+			d = math.Min(d, math.Hypot(float64(p%w-px), float64(p/w-py)))
+		}
+	}
+	return d
+}
+
+func jsonLines(t *testing.T, s string) []ScoreLine {
+	t.Helper()
+	var out []ScoreLine
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		var l ScoreLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func sumCounts(c map[string]int) int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return "missing"
+	}
+	return *p
+}
+
+// TestCalibrateTooFewImages needs no backbone: images are read first, and a
+// folder that cannot make a model must be refused naming the files at fault.
+func TestCalibrateTooFewImages(t *testing.T) {
+	good := t.TempDir()
+	nGood := calibration.MinImages - 2
+	for i := range nGood {
+		m := synth.Good(int64(i), 64)
+		b, err := imageops.EncodePNG(m)
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(good, fmt.Sprintf("%02d.png", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := []string{"truncated.png", "notanimage.jpg"}
+	os.WriteFile(filepath.Join(good, bad[0]), []byte("\x89PNG\r\n\x1a\n\x00\x00"), 0o644)
+	os.WriteFile(filepath.Join(good, bad[1]), []byte("hello"), 0o644)
+	out := filepath.Join(t.TempDir(), "model.zip")
+	code, stdout, stderr := run(t, "calibrate", "--good", good, "--out", out)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range append([]string{fmt.Sprintf("at least %d", calibration.MinImages), fmt.Sprintf("got %d", nGood)}, bad...) {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not mention %q:\n%s", want, stderr)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a model was written")
+	}
+}
+
+// TestScoreBadModel needs no backbone: the model file is checked first.
+func TestScoreBadModel(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "part.png")
+	m := synth.Good(1, 64)
+	b, err := imageops.EncodePNG(m)
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(img, b, 0o644)
+
+	// A real model with one weight flipped: the zip is intact, the checksum is not.
+	damaged := filepath.Join(dir, "damaged.zip")
+	man := model.Manifest{Method: model.Gaussian}
+	if err := model.Save(damaged, man, []model.Tensor{{Name: "x", Shape: []int{4}, Data: []float32{1, 2, 3, 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	zb, _ := os.ReadFile(damaged)
+	i := bytes.Index(zb, []byte{0, 0, 0x80, 0x3f}) // float32 1.0, stored uncompressed
+	if i < 0 {
+		t.Fatal("weights not found in the zip")
+	}
+	zb[i+3] = 0x40
+	os.WriteFile(damaged, zb, 0o644)
+	garbage := filepath.Join(dir, "garbage.zip")
+	os.WriteFile(garbage, []byte("this is not a zip file"), 0o644)
+
+	cases := []struct{ name, path, want string }{
+		{"garbage", garbage, "not a usable inspectd model"},
+		{"damaged", damaged, "checksum"},
+		{"missing", filepath.Join(dir, "nope.zip"), "does not exist"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, "score", "--model", c.path, img)
+			if code != 1 || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 1 and nothing", code, stdout)
+			}
+			if !strings.Contains(stderr, c.path) || !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr does not name %s and %q:\n%s", c.path, c.want, stderr)
+			}
+		})
+	}
+}
+
+// interruptOnWrite sends the process SIGINT the first time the command
+// writes text containing trigger, i.e. while Main is busy and its signal
+// handler is installed.
+type interruptOnWrite struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	trigger string
+	sent    bool
+}
+
+func (w *interruptOnWrite) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.sent && strings.Contains(w.buf.String(), w.trigger) {
+		w.sent = true
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+	}
+	return len(p), nil
+}
+
+// TestCalibrateInterrupted presses Ctrl-C during calibration: the command
+// must exit 130 and leave neither the model nor a temporary file.
+func TestCalibrateInterrupted(t *testing.T) {
+	realBackbone(t)
+	good := filepath.Join(t.TempDir(), "set")
+	if err := synth.WriteDataset(good, calibration.MinImages, 0, 0, 96, 1); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "model.zip")
+	stderr := &interruptOnWrite{trigger: "features"}
+	var stdout bytes.Buffer
+	code := Main([]string{"calibrate", "--good", filepath.Join(good, "train", "good"), "--out", out}, &stdout, stderr)
+	if !stderr.sent {
+		t.Fatalf("calibration never reported progress, so no interrupt was sent (exit %d)\n%s", code, stderr.buf.String())
+	}
+	if code != 130 || !strings.Contains(stderr.buf.String(), "interrupted") {
+		t.Errorf("exit %d, want 130 with 'interrupted'\nstderr:\n%s", code, stderr.buf.String())
+	}
+	left, _ := os.ReadDir(outDir)
+	for _, e := range left {
+		t.Errorf("left %s in the output folder", e.Name())
+	}
+}
