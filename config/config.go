@@ -98,14 +98,21 @@ func (r Runtime) Open(outputs []string) (engine.Runtime, error) {
 func Usage(w io.Writer, spec any) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
-	t := reflect.TypeOf(spec).Elem()
+	usageFields(tw, reflect.TypeOf(spec).Elem())
+	tw.Flush()
+}
+
+func usageFields(w io.Writer, t reflect.Type) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			usageFields(w, f.Type)
+			continue
+		}
 		name := f.Tag.Get("envconfig")
 		if name == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "  %s_%s\t%s\t%s\n", Prefix, name, f.Tag.Get("default"), f.Tag.Get("desc"))
+		fmt.Fprintf(w, "  %s_%s\t%s\t%s\n", Prefix, name, f.Tag.Get("default"), f.Tag.Get("desc"))
 	}
-	tw.Flush()
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/features"
-	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
 )
 
@@ -31,6 +30,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "the daemon: camera frames to MQTT defect events (settings from the environment)", runDaemon},
+		{"demo", "the embedded default: sample video, calibration, broker, daemon, subscriber, summary", runDemo},
 		{"calibrate", "learn a model from good parts (16 is typical)", runCalibrate},
 		{"score", "score images with a model: one JSON line each, optional heatmaps", runScore},
 		{"eval", "calibrate and evaluate on a data set in MVTec AD layout", runEval},
@@ -119,33 +120,11 @@ func openModel(path string) (*pipeline.Inspector, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := model.Load(path)
+	l, err := pipeline.Open(rc, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	sha, err := model.FileSHA256(rc.Backbone)
-	if err != nil {
-		return nil, nil, fmt.Errorf("backbone %s: %w (set INSPECTD_BACKBONE)", rc.Backbone, err)
-	}
-	if sha != m.Manifest.Backbone.SHA256 {
-		return nil, nil, fmt.Errorf("model %s was calibrated with backbone %s (sha256 %s) but %s has sha256 %s: recalibrate or point INSPECTD_BACKBONE at the right file",
-			path, m.Manifest.Backbone.File, m.Manifest.Backbone.SHA256, rc.Backbone, sha)
-	}
-	rt, err := rc.Open(m.Manifest.Features.Taps)
-	if err != nil {
-		return nil, nil, err
-	}
-	ex, err := pipeline.NewExtractor(m, rt, rc.MaxBatch)
-	if err != nil {
-		rt.Close()
-		return nil, nil, err
-	}
-	in, err := pipeline.NewInspector(m, ex, sha)
-	if err != nil {
-		rt.Close()
-		return nil, nil, err
-	}
-	return in, func() { rt.Close() }, nil
+	return l.Inspector, func() { l.Close() }, nil
 }
 
 // openExtractor opens the backbone for calibration.

@@ -38,11 +38,13 @@ func runSynth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	parts := filepath.Join(*out, "parts")
-	if err := synth.WriteDataset(parts, *train, *testGood, *perKind, *size, *seed); err != nil {
-		return fmt.Errorf("writing synthetic data set: %w", err)
+	if *train+*testGood+*perKind > 0 {
+		parts := filepath.Join(*out, "parts")
+		if err := synth.WriteDataset(parts, *train, *testGood, *perKind, *size, *seed); err != nil {
+			return fmt.Errorf("writing synthetic data set: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d train, %d good and %d defective test parts)\n", parts, *train, *testGood, *perKind*len(synth.Kinds))
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d train, %d good and %d defective test parts)\n", parts, *train, *testGood, *perKind*len(synth.Kinds))
 	if err := ctx.Err(); err != nil {
 		return err
 	}

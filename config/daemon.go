@@ -1,0 +1,114 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Daemon holds every setting of `inspectd run`, one instance per camera.
+type Daemon struct {
+	Runtime
+	Camera        string        `envconfig:"CAMERA" default:"cam0" desc:"camera id: MQTT sub-tree and client id"`
+	Source        string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://..., gst:<pipeline>, or dir:/path (hot folder) (required)"`
+	SourceLoop    bool          `envconfig:"SOURCE_LOOP" default:"false" desc:"loop a video file"`
+	SourcePace    bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
+	Model         string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`
+	Trigger       string        `envconfig:"TRIGGER" default:"continuous" desc:"continuous (at most MAX_RATE per second) or mqtt (inspect on each message on the trigger topic); hot folders inspect every file"`
+	MaxRate       float64       `envconfig:"MAX_RATE" default:"5" desc:"most inspections per second in continuous mode"`
+	Transforms    int           `envconfig:"TRANSFORMS" default:"0" desc:"T per inspection (0: the model's)"`
+	Threshold     float64       `envconfig:"THRESHOLD" default:"0" desc:"decision threshold override (0: the model's)"`
+	Heatmaps      bool          `envconfig:"HEATMAPS" default:"true" desc:"publish a JPEG heatmap overlay with each event"`
+	HeatmapAll    bool          `envconfig:"HEATMAP_ALL" default:"false" desc:"heatmaps for good parts too (default: defects only)"`
+	JPEGQuality   int           `envconfig:"JPEG_QUALITY" default:"85" desc:"heatmap JPEG quality 1..100"`
+	Broker        string        `envconfig:"MQTT_BROKER" default:"tcp://127.0.0.1:1883" desc:"MQTT broker URL(s), comma separated: tcp://, ssl:// or mqtts://"`
+	TopicPrefix   string        `envconfig:"MQTT_PREFIX" default:"inspectd" desc:"topic prefix of the installation"`
+	ClientID      string        `envconfig:"MQTT_CLIENT_ID" desc:"MQTT client id (default inspectd-<camera>)"`
+	Username      string        `envconfig:"MQTT_USERNAME" desc:"MQTT user name"`
+	Password      string        `envconfig:"MQTT_PASSWORD" desc:"MQTT password"`
+	CAFile        string        `envconfig:"MQTT_CA_FILE" desc:"CA certificate(s) to verify the broker (PEM)"`
+	CertFile      string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate (PEM)"`
+	KeyFile       string        `envconfig:"MQTT_KEY_FILE" desc:"client key (PEM)"`
+	Events        string        `envconfig:"EVENTS" default:"inspection" desc:"publish an event per inspection or per defect"`
+	SpoolDir      string        `envconfig:"SPOOL_DIR" default:"/var/lib/inspectd/spool" desc:"events waiting for the broker (kept across restarts)"`
+	SpoolMaxBytes int64         `envconfig:"SPOOL_MAX_BYTES" default:"268435456" desc:"spool bound; the oldest events are dropped beyond it"`
+	HTTPAddr      string        `envconfig:"HTTP_ADDR" default:"127.0.0.1:9464" desc:"Prometheus /metrics and /healthz address (empty: off)"`
+	StallTimeout  time.Duration `envconfig:"STALL_TIMEOUT" default:"10s" desc:"camera without frames this long is reopened"`
+	StatusEvery   time.Duration `envconfig:"STATUS_INTERVAL" default:"5s" desc:"how often the retained status is refreshed"`
+	LogLevel      string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+}
+
+// LoadDaemon reads and validates the daemon's settings.
+func LoadDaemon() (Daemon, error) {
+	var d Daemon
+	if err := envconfig.Process(Prefix, &d); err != nil {
+		return d, fmt.Errorf("configuration: %w", err)
+	}
+	return d, d.Validate()
+}
+
+// Validate names the variable of the first bad value.
+func (d *Daemon) Validate() error {
+	if err := d.Runtime.Validate(); err != nil {
+		return err
+	}
+	bad := func(name string, v any, want string) error {
+		return fmt.Errorf("configuration: %s_%s=%v: %s", Prefix, name, v, want)
+	}
+	switch {
+	case d.Source == "":
+		return bad("SOURCE", `""`, "required (a camera device, video file, stream URL, gst: pipeline or dir: hot folder)")
+	case d.Camera == "" || strings.ContainsAny(d.Camera, "/+#"):
+		return bad("CAMERA", d.Camera, "want a non-empty id without / + #")
+	case d.Model == "":
+		return bad("MODEL", `""`, "required")
+	case d.Trigger != "continuous" && d.Trigger != "mqtt":
+		return bad("TRIGGER", d.Trigger, "want continuous or mqtt")
+	case d.MaxRate <= 0 || d.MaxRate > 1000:
+		return bad("MAX_RATE", d.MaxRate, "want 0 < rate <= 1000")
+	case d.Transforms < 0 || d.Transforms > 360:
+		return bad("TRANSFORMS", d.Transforms, "want 0..360")
+	case d.Threshold < 0:
+		return bad("THRESHOLD", d.Threshold, "want >= 0")
+	case d.JPEGQuality < 1 || d.JPEGQuality > 100:
+		return bad("JPEG_QUALITY", d.JPEGQuality, "want 1..100")
+	case d.Events != "inspection" && d.Events != "defect":
+		return bad("EVENTS", d.Events, "want inspection or defect")
+	case d.SpoolDir == "":
+		return bad("SPOOL_DIR", `""`, "required")
+	case d.SpoolMaxBytes < 1<<20:
+		return bad("SPOOL_MAX_BYTES", d.SpoolMaxBytes, "want at least 1048576")
+	case d.StallTimeout < 100*time.Millisecond:
+		return bad("STALL_TIMEOUT", d.StallTimeout, "want at least 100ms")
+	case d.StatusEvery < 100*time.Millisecond:
+		return bad("STATUS_INTERVAL", d.StatusEvery, "want at least 100ms")
+	}
+	switch d.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("LOG_LEVEL", d.LogLevel, "want debug, info, warn or error")
+	}
+	if d.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(d.HTTPAddr); err != nil {
+			return bad("HTTP_ADDR", d.HTTPAddr, "want host:port")
+		}
+	}
+	if (d.CertFile == "") != (d.KeyFile == "") {
+		return bad("MQTT_CERT_FILE", d.CertFile, "client certificate and key (MQTT_KEY_FILE) go together")
+	}
+	return nil
+}
+
+// Brokers splits the broker list.
+func (d Daemon) Brokers() []string {
+	var out []string
+	for _, b := range strings.Split(d.Broker, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -1,0 +1,382 @@
+// Package daemon is `inspectd run`: frames from a camera, inspected with a
+// calibrated model, published over MQTT as events with heatmaps, for months.
+// A camera that drops out is reopened, a broker that is down is bridged by the
+// on-disk spool, SIGHUP reloads the model (a bad one is refused and the old one
+// keeps running), SIGTERM finishes the inspection in flight and exits.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	sdaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/pipeline"
+)
+
+// ShutdownGrace bounds SIGTERM handling: the inspection in flight finishes
+// and the spool is flushed within it (systemd's TimeoutStopSec is larger).
+const ShutdownGrace = 8 * time.Second
+
+// Daemon runs one camera.
+type Daemon struct {
+	cfg     config.Daemon
+	log     *slog.Logger
+	version string
+
+	cur     atomic.Pointer[pipeline.Loaded]
+	pub     *alerts.Publisher
+	src     capture.Source
+	met     *metrics
+	lastErr atomic.Pointer[string]
+	state   atomic.Pointer[string]
+	beat    atomic.Int64 // unix nanos of the loop's last sign of life
+	seq     atomic.Uint64
+
+	rateMu      sync.Mutex
+	rateFrames  uint64
+	rateInspect uint64
+	rateAt      time.Time
+	fps, ips    float64
+	inspected   atomic.Uint64
+
+	// OnEvent, when set, is called after each event is queued (tests, demo).
+	OnEvent func(alerts.Event)
+}
+
+// New loads the model, opens the publisher (a broker that is down is not an
+// error: events are spooled) and the camera (retried in the background).
+func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version string) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, version: version}
+	d.setState(alerts.StateStarting)
+	l, err := d.loadModel(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	d.cur.Store(l)
+	mode := alerts.PerInspection
+	if cfg.Events == "defect" {
+		mode = alerts.PerDefect
+	}
+	d.pub, err = alerts.New(ctx, alerts.Config{
+		Brokers: cfg.Brokers(), TopicPrefix: cfg.TopicPrefix, Camera: cfg.Camera, ClientID: cfg.ClientID,
+		Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+		Mode: mode, SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, StatusInterval: time.Second, Logger: log,
+	})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("MQTT: %w", err)
+	}
+	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop, Pace: cfg.SourcePace,
+		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log})
+	if err != nil {
+		d.pub.Close(ctx)
+		l.Close()
+		return nil, fmt.Errorf("camera: %w", err)
+	}
+	d.met = newMetrics(
+		func() float64 { return float64(d.src.Status().Reconnects) },
+		func() float64 { return float64(d.pub.SpoolDepth()) })
+	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
+	return d, nil
+}
+
+// maxRate limits continuous inspection; hot folders and MQTT triggers are
+// paced by their parts.
+func (d *Daemon) maxRate() float64 {
+	if d.cfg.Trigger == "continuous" {
+		return d.cfg.MaxRate
+	}
+	return 0
+}
+
+func (d *Daemon) loadModel(path string) (*pipeline.Loaded, error) {
+	l, err := pipeline.Open(d.cfg.Runtime, path)
+	if err != nil {
+		return nil, fmt.Errorf("loading model: %w", err)
+	}
+	if d.cfg.Transforms > 0 {
+		l.SetTransforms(d.cfg.Transforms)
+	}
+	if d.cfg.Threshold > 0 {
+		l.SetThreshold(d.cfg.Threshold)
+	}
+	return l, nil
+}
+
+// Reload swaps in the model file; on failure the running model stays and the
+// error is reported in status and metrics.
+func (d *Daemon) Reload() error {
+	l, err := d.loadModel(d.cfg.Model)
+	if err != nil {
+		d.met.reloads.WithLabelValues("refused").Inc()
+		d.setErr(fmt.Errorf("model reload refused, still running %s: %w", d.cur.Load().Manifest().ID, err))
+		return err
+	}
+	old := d.cur.Swap(l)
+	d.met.info.Reset()
+	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
+	d.met.reloads.WithLabelValues("ok").Inc()
+	d.log.Info("model reloaded", "model", l.Manifest().ID, "previous", old.Manifest().ID)
+	// An inspection may still hold the old model: close it after a grace.
+	time.AfterFunc(30*time.Second, func() { old.Close() })
+	d.publishStatus()
+	return nil
+}
+
+func (d *Daemon) setErr(err error) {
+	s := err.Error()
+	d.lastErr.Store(&s)
+	d.log.Error(s)
+}
+
+func (d *Daemon) setState(s string) { d.state.Store(&s) }
+
+// Run inspects until ctx is cancelled (SIGTERM), then shuts down within
+// ShutdownGrace. SIGHUP reloads the model.
+func (d *Daemon) Run(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var srv *http.Server
+	if d.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", d.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint %s: %w", d.cfg.HTTPAddr, err)
+		}
+		srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		d.log.Info("metrics and health", "addr", ln.Addr().String())
+	}
+
+	d.setState(alerts.StateRunning)
+	d.beat.Store(time.Now().UnixNano())
+	d.rateAt = time.Now()
+	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
+	d.publishStatus()
+
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- d.loop(ctx) }()
+
+	wd, _ := sdaemon.SdWatchdogEnabled(false)
+	watch := time.NewTicker(max(wd/3, time.Second))
+	defer watch.Stop()
+	status := time.NewTicker(d.cfg.StatusEvery)
+	defer status.Stop()
+	var loopErr error
+wait:
+	for {
+		select {
+		case <-hup:
+			d.Reload()
+		case <-status.C:
+			d.publishStatus()
+		case <-watch.C:
+			// Ping only while the loop shows life, so systemd restarts a hung
+			// daemon; the loop beats at least once a second even without frames.
+			if wd > 0 && time.Since(time.Unix(0, d.beat.Load())) < wd {
+				sdaemon.SdNotify(false, sdaemon.SdNotifyWatchdog)
+			}
+		case loopErr = <-loopDone:
+			break wait
+		}
+	}
+	sdaemon.SdNotify(false, sdaemon.SdNotifyStopping)
+	d.setState(alerts.StateStopping)
+	stopCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if srv != nil {
+		srv.Shutdown(stopCtx)
+	}
+	d.src.Close()
+	d.publishStatus()
+	if err := d.pub.Close(stopCtx); err != nil {
+		d.log.Warn("publisher closed with events left in the spool (sent after restart)", "err", err)
+	}
+	d.cur.Load().Close()
+	if errors.Is(loopErr, context.Canceled) {
+		return nil
+	}
+	return loopErr
+}
+
+// loop takes frames and inspects them until ctx ends.
+func (d *Daemon) loop(ctx context.Context) error {
+	ended := false
+	for {
+		d.beat.Store(time.Now().UnixNano())
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		partID := ""
+		if d.cfg.Trigger == "mqtt" {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case t := <-d.pub.Trigger():
+				partID = t.PartID
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		if ended {
+			// A video file without loop has ended: stay up (status says so)
+			// until stopped, as a service must not exit on its camera.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		nctx, cancel := context.WithTimeout(ctx, time.Second)
+		fr, err := d.src.Next(nctx)
+		cancel()
+		switch {
+		case errors.Is(err, io.EOF):
+			d.log.Info("video source ended", "source", d.cfg.Source)
+			d.setState("ended")
+			ended = true
+			continue
+		case errors.Is(err, context.DeadlineExceeded):
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.met.errors.WithLabelValues("capture").Inc()
+			d.setErr(fmt.Errorf("camera: %w", err))
+			continue
+		}
+		if partID == "" {
+			partID = fr.PartID
+		}
+		d.met.frames.Inc()
+		d.rateMu.Lock()
+		d.rateFrames++
+		d.rateMu.Unlock()
+		// The inspection in flight finishes even when SIGTERM arrives: it runs
+		// on a context that only a timeout ends.
+		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+		err = d.inspect(ictx, fr, partID)
+		icancel()
+		fr.Mat.Close()
+		if err != nil {
+			d.met.errors.WithLabelValues("inspect").Inc()
+			d.setErr(err)
+		}
+	}
+}
+
+func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) error {
+	l := d.cur.Load()
+	res, err := l.Inspect(ctx, fr.Mat, d.cfg.Heatmaps)
+	if err != nil {
+		return fmt.Errorf("inspecting frame %d: %w", fr.Seq, err)
+	}
+	verdict := alerts.VerdictOK
+	if res.Defect {
+		verdict = alerts.VerdictDefect
+	}
+	var jpg []byte
+	if d.cfg.Heatmaps && (res.Defect || d.cfg.HeatmapAll) {
+		ov, err := l.Overlay(fr.Mat, res.Heat)
+		if err != nil {
+			return fmt.Errorf("heatmap overlay: %w", err)
+		}
+		jpg, err = imageops.EncodeJPEG(ov, d.cfg.JPEGQuality)
+		ov.Close()
+		if err != nil {
+			return fmt.Errorf("heatmap JPEG: %w", err)
+		}
+	}
+	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: res.Threshold,
+		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000}
+	if err := d.pub.Publish(ctx, ev, jpg); err != nil {
+		return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
+	}
+	// Only now is the part safely recorded: a hot-folder file is marked done.
+	if err := d.src.Ack(fr); err != nil {
+		d.log.Warn("acknowledging frame", "part", fr.PartID, "err", err)
+	}
+	d.met.inspections.WithLabelValues(string(verdict)).Inc()
+	d.met.scores.Observe(res.Score / res.Threshold)
+	d.met.inference.Observe(res.Elapsed.Seconds())
+	d.met.latency.Observe(ev.LatencyMS / 1000)
+	d.inspected.Add(1)
+	d.rateMu.Lock()
+	d.rateInspect++
+	d.rateMu.Unlock()
+	if d.OnEvent != nil {
+		d.OnEvent(ev)
+	}
+	return nil
+}
+
+// Status is the current status message.
+func (d *Daemon) Status() alerts.Status {
+	d.rateMu.Lock()
+	if dt := time.Since(d.rateAt).Seconds(); dt >= 1 {
+		d.fps, d.ips = float64(d.rateFrames)/dt, float64(d.rateInspect)/dt
+		d.rateFrames, d.rateInspect, d.rateAt = 0, 0, time.Now()
+	}
+	fps, ips := d.fps, d.ips
+	d.rateMu.Unlock()
+	l := d.cur.Load()
+	st := alerts.Status{State: *d.state.Load(), FPS: fps, InspectionsPerSec: ips, ModelID: l.Manifest().ID,
+		Provider: l.Runtime.Describe(), Version: d.version}
+	cs := d.src.Status()
+	if st.State == alerts.StateRunning && cs.State != capture.StateStreaming && cs.State != capture.StateEnded {
+		st.State = alerts.StateDegraded
+		if cs.LastError != "" {
+			st.LastError = "camera " + string(cs.State) + ": " + cs.LastError
+		}
+	}
+	if st.LastError == "" {
+		if e := d.lastErr.Load(); e != nil {
+			st.LastError = *e
+		}
+	}
+	return st
+}
+
+func (d *Daemon) publishStatus() { d.pub.SetStatus(d.Status()) }
+
+// Inspected counts inspections since start.
+func (d *Daemon) Inspected() uint64 { return d.inspected.Load() }
+
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		st := d.Status()
+		// Healthy while the loop is alive; a camera or broker outage shows in
+		// the body (degraded) but is not a reason to restart the service.
+		code := http.StatusOK
+		if time.Since(time.Unix(0, d.beat.Load())) > 30*time.Second {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(st)
+	})
+	return mux
+}

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
+)
+
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: inspectd run\n\nThe daemon: inspects camera frames with a calibrated model and publishes events\nover MQTT. One instance per camera. All settings come from the environment:\n\n")
+		config.Usage(fs.Output(), &config.Daemon{})
+		fmt.Fprintf(fs.Output(), "\nSignals: SIGHUP reloads INSPECTD_MODEL (a bad model is refused, the old one keeps\nrunning); SIGTERM finishes the inspection in flight, flushes events and exits.\n")
+	}
+	fs.SetOutput(stdout)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return errUsage
+	}
+	cfg, err := config.LoadDaemon()
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("camera", cfg.Camera)
+	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
+		return fmt.Errorf("spool directory: %w", err)
+	}
+	d, err := daemon.New(ctx, cfg, log, Version)
+	if err != nil {
+		return err
+	}
+	log.Info("inspectd running", "source", cfg.Source, "model", cfg.Model, "broker", cfg.Broker)
+	return d.Run(ctx)
+}
