@@ -32,6 +32,7 @@ type Daemon struct {
 	CAFile        string        `envconfig:"MQTT_CA_FILE" desc:"CA certificate(s) to verify the broker (PEM)"`
 	CertFile      string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate (PEM)"`
 	KeyFile       string        `envconfig:"MQTT_KEY_FILE" desc:"client key (PEM)"`
+	KeepAlive     time.Duration `envconfig:"MQTT_KEEPALIVE" default:"30s" desc:"MQTT keep-alive; the broker publishes the last will (offline) after 1.5 of them without the daemon"`
 	Events        string        `envconfig:"EVENTS" default:"inspection" desc:"publish an event per inspection or per defect"`
 	SpoolDir      string        `envconfig:"SPOOL_DIR" default:"/var/lib/inspectd/spool" desc:"events waiting for the broker (kept across restarts)"`
 	SpoolMaxBytes int64         `envconfig:"SPOOL_MAX_BYTES" default:"268435456" desc:"spool bound; the oldest events are dropped beyond it"`
@@ -77,6 +78,8 @@ func (d *Daemon) Validate() error {
 		return bad("JPEG_QUALITY", d.JPEGQuality, "want 1..100")
 	case d.Events != "inspection" && d.Events != "defect":
 		return bad("EVENTS", d.Events, "want inspection or defect")
+	case d.KeepAlive < time.Second:
+		return bad("MQTT_KEEPALIVE", d.KeepAlive, "want at least 1s")
 	case d.SpoolDir == "":
 		return bad("SPOOL_DIR", `""`, "required")
 	case d.SpoolMaxBytes < 1<<20:

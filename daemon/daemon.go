@@ -78,13 +78,16 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	d.pub, err = alerts.New(ctx, alerts.Config{
 		Brokers: cfg.Brokers(), TopicPrefix: cfg.TopicPrefix, Camera: cfg.Camera, ClientID: cfg.ClientID,
 		Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
-		Mode: mode, SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, StatusInterval: time.Second, Logger: log,
+		Mode: mode, KeepAlive: cfg.KeepAlive, SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, StatusInterval: time.Second, Logger: log,
 	})
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("MQTT: %w", err)
 	}
-	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop, Pace: cfg.SourcePace,
+	// Loop and pacing only mean something for video files.
+	kind, _, _ := capture.ParseURI(cfg.Source)
+	isFile := kind == capture.KindFile
+	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop && isFile, Pace: cfg.SourcePace && isFile,
 		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log})
 	if err != nil {
 		d.pub.Close(ctx)
@@ -350,10 +353,11 @@ func (d *Daemon) Status() alerts.Status {
 			st.LastError = "camera " + string(cs.State) + ": " + cs.LastError
 		}
 	}
-	if st.LastError == "" {
-		if e := d.lastErr.Load(); e != nil {
-			st.LastError = *e
+	if e := d.lastErr.Load(); e != nil {
+		if st.LastError != "" {
+			st.LastError += "; "
 		}
+		st.LastError += *e
 	}
 	return st
 }

@@ -1,0 +1,54 @@
+// Package systemd holds the service unit; its test checks the unit with
+// systemd's own tools.
+package systemd
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestUnitSecurityExposure(t *testing.T) {
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := os.ReadFile("inspectd@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Analyse an instance, as systemd would run it.
+	inst := filepath.Join(t.TempDir(), "inspectd@cam0.service")
+	os.WriteFile(inst, unit, 0o644)
+	out, _ := exec.Command(tool, "security", "--offline=true", inst).CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	level, _ := strconv.ParseFloat(string(m[1]), 64)
+	if level > 3.5 {
+		t.Errorf("exposure %.1f > 3.5", level)
+	}
+	t.Logf("systemd-analyze security: exposure %.1f", level)
+}
+
+func TestUnitEssentials(t *testing.T) {
+	unit, err := os.ReadFile("inspectd@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=always",
+		"EnvironmentFile=/etc/inspectd/%i.env", "DynamicUser=yes", "StateDirectory=inspectd/%i",
+		"NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "ProtectSystem=strict", "SystemCallFilter=@system-service",
+		"DevicePolicy=closed", "DeviceAllow=char-video4linux rw",
+	} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+}
