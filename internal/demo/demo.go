@@ -49,9 +49,9 @@ type Options struct {
 // Summary of a demo run.
 type Summary struct {
 	Events, Defects, TruePositives, FalsePositives, Missed int
-	Heatmaps                                             int
-	InspectionsPerSec                                    float64
-	LatencyMedianMS, LatencyP99MS                        float64
+	Heatmaps                                               int
+	InspectionsPerSec                                      float64
+	LatencyMedianMS, LatencyP99MS                          float64
 }
 
 // Run executes the demo and prints events as they arrive.
