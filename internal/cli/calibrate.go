@@ -4,13 +4,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"strings"
 
+	"gocv.io/x/gocv"
 	"golang.org/x/term"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/progress"
@@ -76,26 +79,43 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Var(&good, "good", "directory of good images, or an image file (repeatable; further arguments are files too)")
 	out := fs.String("out", "", "model file to write (written atomically)")
 	limit := fs.Int("limit", 0, "use at most N good images (0: all)")
+	camera := fs.Bool("camera", false, "capture the good parts from the configured camera (INSPECTD_SOURCE) instead of --good")
+	count := fs.Int("count", 16, "with --camera: good parts to capture")
+	interval := fs.Duration("interval", 0, "with --camera: capture every interval (default: Enter on a terminal, or the MQTT trigger)")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	good = append(good, fs.Args()...)
-	if len(good) == 0 || *out == "" {
+	if (len(good) == 0) == !*camera || *out == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: --good and --out are required", errUsage)
+		return fmt.Errorf("%w: --out and one of --good or --camera are required", errUsage)
 	}
 	cfg, err := cfgFn()
 	if err != nil {
 		return err
 	}
-	files, err := calibration.Images(good, *limit)
-	if err != nil {
-		return err
-	}
-	res, err := calibrateFiles(ctx, files, cfg, stderr)
-	if err != nil {
-		return err
+	var res *calibration.Result
+	if *camera {
+		mats, names, err := captureGood(ctx, *count, *interval, cfg.ROI, *out+".parts", os.Stdin, stderr)
+		if err != nil {
+			return err
+		}
+		res, err = calibrateMats(ctx, mats, names, cfg, stderr)
+		for _, m := range mats {
+			m.Close()
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		files, err := calibration.Images(good, *limit)
+		if err != nil {
+			return err
+		}
+		if res, err = calibrateFiles(ctx, files, cfg, stderr); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -129,6 +149,11 @@ func calibrateFiles(ctx context.Context, files []string, cfg calibration.Config,
 			m.Close()
 		}
 	}()
+	return calibrateMats(ctx, imgs, used, cfg, stderr)
+}
+
+// calibrateMats calibrates on images already cropped to the ROI.
+func calibrateMats(ctx context.Context, imgs []gocv.Mat, used []string, cfg calibration.Config, stderr io.Writer) (*calibration.Result, error) {
 	ex, backbone, closeRT, err := openExtractor(cfg.Features)
 	if err != nil {
 		return nil, err
@@ -161,3 +186,10 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func parseROIFlag(s string) (image.Rectangle, error) {
+	if s == "" {
+		return image.Rectangle{}, nil
+	}
+	return imageops.ParseROI(s)
+}

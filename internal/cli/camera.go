@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gocv.io/x/gocv"
+	"golang.org/x/term"
+
+	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/capture"
+	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/progress"
+)
+
+// captureGood takes count good parts from the configured camera
+// (INSPECTD_SOURCE), one per trigger: every interval, else Enter on a
+// terminal, else a message on the MQTT trigger topic (INSPECTD_TRIGGER=mqtt).
+// Each capture is also saved under saveDir, so the calibration set can be
+// audited and reused with --good.
+func captureGood(ctx context.Context, count int, interval time.Duration, roi, saveDir string, stdin io.Reader, stderr io.Writer) ([]gocv.Mat, []string, error) {
+	dc, err := config.LoadDaemon()
+	if err != nil {
+		return nil, nil, err
+	}
+	kind, _, _ := capture.ParseURI(dc.Source)
+	src, err := capture.Open(ctx, capture.Config{URI: dc.Source, StallTimeout: dc.StallTimeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("camera: %w", err)
+	}
+	defer src.Close()
+
+	var wait func() error
+	isTerm := false
+	if f, ok := stdin.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	switch {
+	case kind == capture.KindHotFolder:
+		wait = func() error { return nil } // each file is one part
+	case interval > 0:
+		wait = func() error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(interval):
+				return nil
+			}
+		}
+	case isTerm:
+		in := bufio.NewReader(stdin)
+		wait = func() error {
+			fmt.Fprint(stderr, "place a good part and press Enter ")
+			_, err := in.ReadString('\n')
+			return err
+		}
+	case dc.Trigger == "mqtt":
+		if err := os.MkdirAll(dc.SpoolDir, 0o750); err != nil {
+			return nil, nil, err
+		}
+		pub, err := alerts.New(ctx, alerts.Config{Brokers: dc.Brokers(), TopicPrefix: dc.TopicPrefix, Camera: dc.Camera,
+			ClientID: dc.ClientID, Username: dc.Username, Password: dc.Password, CAFile: dc.CAFile, CertFile: dc.CertFile,
+			KeyFile: dc.KeyFile, SpoolDir: dc.SpoolDir, KeepAlive: dc.KeepAlive})
+		if err != nil {
+			return nil, nil, fmt.Errorf("MQTT trigger: %w", err)
+		}
+		defer pub.Close(context.WithoutCancel(ctx))
+		pub.SetStatus(alerts.Status{State: alerts.StateCalibrating, Version: Version})
+		fmt.Fprintf(stderr, "waiting for triggers on %s\n", pub.Topics().Trigger)
+		wait = func() error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-pub.Trigger():
+				return nil
+			}
+		}
+	default:
+		return nil, nil, fmt.Errorf("calibrate --camera needs a trigger: --interval, a terminal (Enter), or INSPECTD_TRIGGER=mqtt")
+	}
+	if err := os.MkdirAll(saveDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	r, err := parseROIFlag(roi)
+	if err != nil {
+		return nil, nil, err
+	}
+	bar := progress.New(stderr, count, "capture", progress.WithTerminal(isTerm))
+	defer bar.Done()
+	var mats []gocv.Mat
+	var names []string
+	fail := func(err error) ([]gocv.Mat, []string, error) {
+		for _, m := range mats {
+			m.Close()
+		}
+		return nil, nil, err
+	}
+	for len(mats) < count {
+		if err := wait(); err != nil {
+			return fail(err)
+		}
+		fr, err := src.Next(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("camera: %w", err))
+		}
+		part := fr.Mat
+		if !r.Empty() {
+			part, err = imageops.Crop(fr.Mat, r)
+			fr.Mat.Close()
+			if err != nil {
+				return fail(err)
+			}
+		}
+		png, err := imageops.EncodePNG(part)
+		name := filepath.Join(saveDir, fmt.Sprintf("good-%03d.png", len(mats)))
+		if err == nil {
+			err = imageops.WriteFileAtomic(name, png)
+		}
+		if err != nil {
+			part.Close()
+			return fail(fmt.Errorf("saving captured part: %w", err))
+		}
+		src.Ack(fr)
+		mats = append(mats, part)
+		names = append(names, name)
+		bar.Add(1)
+	}
+	if len(mats) < calibration.MinImages {
+		return fail(fmt.Errorf("calibration needs at least %d parts, --count is %d", calibration.MinImages, count))
+	}
+	return mats, names, nil
+}
