@@ -41,14 +41,15 @@ type Daemon struct {
 	log     *slog.Logger
 	version string
 
-	cur     atomic.Pointer[pipeline.Loaded]
-	pub     *alerts.Publisher
-	src     capture.Source
-	met     *metrics
-	lastErr atomic.Pointer[string]
-	state   atomic.Pointer[string]
-	beat    atomic.Int64 // unix nanos of the loop's last sign of life
-	seq     atomic.Uint64
+	cur      atomic.Pointer[pipeline.Loaded]
+	pub      *alerts.Publisher
+	src      capture.Source
+	met      *metrics
+	lastErr  atomic.Pointer[string]
+	state    atomic.Pointer[string]
+	beat     atomic.Int64 // unix nanos of the loop's last sign of life
+	httpAddr atomic.Pointer[string]
+	seq      atomic.Uint64
 
 	rateMu      sync.Mutex
 	rateFrames  uint64
@@ -167,6 +168,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
+		a := ln.Addr().String()
+		d.httpAddr.Store(&a)
 		d.log.Info("metrics and health", "addr", ln.Addr().String())
 	}
 
@@ -363,6 +366,14 @@ func (d *Daemon) Status() alerts.Status {
 }
 
 func (d *Daemon) publishStatus() { d.pub.SetStatus(d.Status()) }
+
+// HTTPAddr is where /metrics and /healthz listen (empty before Run or when off).
+func (d *Daemon) HTTPAddr() string {
+	if a := d.httpAddr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
 
 // Inspected counts inspections since start.
 func (d *Daemon) Inspected() uint64 { return d.inspected.Load() }

@@ -1,0 +1,100 @@
+package alerts
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Schema identifiers carried in every JSON message so subscribers can
+// recognise the layout and refuse versions they do not know.
+const (
+	EventSchema  = "inspectd.event/v1"
+	StatusSchema = "inspectd.status/v1"
+)
+
+// Verdict is the decision for one part.
+type Verdict string
+
+const (
+	VerdictOK     Verdict = "ok"
+	VerdictDefect Verdict = "defect"
+)
+
+// Event is the JSON published on <prefix>/<camera>/event, one per inspection
+// (or per defect). Publish fills Schema, ID (when empty), Time (when zero),
+// Camera and the Heatmap* fields; the caller fills the rest.
+type Event struct {
+	Schema string    `json:"schema"`
+	ID     string    `json:"id"`   // unique; subscribers drop duplicates by it
+	Time   time.Time `json:"time"` // RFC 3339 with nanoseconds, UTC
+	Camera string    `json:"camera"`
+	// Seq is the daemon's inspection counter; PartID comes from the trigger
+	// or the line (may be empty).
+	Seq       uint64  `json:"seq"`
+	PartID    string  `json:"part_id"`
+	Score     float64 `json:"score"`
+	Threshold float64 `json:"threshold"`
+	Verdict   Verdict `json:"verdict"`
+	ModelID   string  `json:"model_id"`
+	LatencyMS float64 `json:"latency_ms"`
+	// The heatmap, when there is one, is published as raw JPEG bytes on
+	// HeatmapTopic (<prefix>/<camera>/heatmap/<id>) just before this event.
+	HeatmapTopic  string `json:"heatmap_topic,omitempty"`
+	HeatmapBytes  int    `json:"heatmap_bytes,omitempty"`
+	HeatmapSHA256 string `json:"heatmap_sha256,omitempty"` // hex
+}
+
+// Status is the retained JSON on <prefix>/<camera>/status. The daemon fills
+// State, rates, LastError, ModelID, Provider and Version; SetStatus fills the
+// rest when the message is sent.
+type Status struct {
+	Schema            string    `json:"schema"`
+	Camera            string    `json:"camera"`
+	State             string    `json:"state"`
+	FPS               float64   `json:"fps"`
+	InspectionsPerSec float64   `json:"inspections_per_s"`
+	LastError         string    `json:"last_error,omitempty"`
+	ModelID           string    `json:"model_id,omitempty"`
+	Provider          string    `json:"provider,omitempty"`
+	SpoolDepth        int       `json:"spool_depth"`
+	EventsPublished   uint64    `json:"events_published"`
+	EventsDropped     uint64    `json:"events_dropped"`
+	Time              time.Time `json:"time"`
+	Version           string    `json:"version,omitempty"`
+}
+
+// Suggested Status.State values.
+const (
+	StateStarting    = "starting"
+	StateRunning     = "running"
+	StateCalibrating = "calibrating"
+	StateDegraded    = "degraded" // running, but something needs attention (see last_error)
+	StateStopping    = "stopping"
+)
+
+// Trigger is one message received on <prefix>/<camera>/trigger: inspect the
+// next part, named PartID (possibly empty).
+type Trigger struct {
+	PartID string
+	Time   time.Time // when it was received
+}
+
+// NewID returns a random (version 4) UUID.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}

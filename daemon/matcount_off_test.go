@@ -1,0 +1,5 @@
+//go:build !matprofile
+
+package daemon_test
+
+func liveMats() int { return -1 }

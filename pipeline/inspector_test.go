@@ -1,0 +1,353 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/engine"
+	"github.com/inspectd/inspectd/engine/tiny"
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/pipeline"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// The tiny backbone needs no download: its random convolutions still see
+// stains and holes as shifts of the pooled activations, which is all these
+// plumbing tests need. Accuracy with the real backbone is internal/cli's job.
+const (
+	imgSize   = 96
+	nGood     = 10
+	goodSeed  = 100
+	heldSeed  = 500
+	tinySeed  = 3
+	maxBatch  = 8
+	relTolCV  = 1e-3
+	testViews = 4
+	jitter    = 0.2
+)
+
+// testConfig starts from the calibration defaults (which are being tuned, so
+// they are read, not copied) and only swaps in the tiny backbone's taps and
+// sizes, and a smaller flow so calibration takes seconds. Colour jitter (as
+// DifferNet trains) is on: without it ten parts give the flow a near-degenerate
+// training set over the tiny backbone's 24 features, and it overfits so
+// badly that held-out good parts score ~1e7 and defects score lower.
+func testConfig(method model.Method) calibration.Config {
+	cfg := calibration.Defaults()
+	cfg.Transforms.Brightness, cfg.Transforms.Contrast, cfg.Transforms.Saturation = jitter, jitter, jitter
+	cfg.Features.Taps = []string{tiny.Tap1, tiny.Tap2}
+	cfg.Features.Scales = []int{64, 32}
+	cfg.Method = method
+	cfg.TrainViews = min(cfg.TrainViews, 8)
+	cfg.TestViews = min(cfg.TestViews, testViews)
+	cfg.Flow.Hidden = min(cfg.Flow.Hidden, 64)
+	cfg.MaxEpochs = min(cfg.MaxEpochs, 60)
+	cfg.MaxBatch = maxBatch
+	return cfg
+}
+
+// fixture is one calibrated tiny model with the runtime it was made on.
+type fixture struct {
+	backbone, sha string
+	model         *model.Model // as calibration returned it, never saved
+	saved         string       // the same model written with model.Save
+	ex            *features.Extractor
+}
+
+func tinyBackbone(t testing.TB) (path, sha string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "tiny.onnx")
+	if err := tiny.WriteFile(path, tinySeed); err != nil {
+		t.Fatal(err)
+	}
+	sha, err := model.FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, sha
+}
+
+func openExtractor(t testing.TB, kind engine.Kind, backbone string, fc features.Config) *features.Extractor {
+	t.Helper()
+	opts := engine.Options{Kind: kind, Model: backbone, Outputs: fc.Taps, Threads: 1}
+	if kind == engine.ONNXRuntime {
+		opts.Library = testenv.RequireORT(t)
+	}
+	rt, err := engine.Open(opts)
+	if err != nil {
+		t.Fatalf("opening %s: %v", kind, err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	ex, err := features.New(rt, fc, maxBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+func goodImages(t testing.TB, n int, seed int64) []gocv.Mat {
+	t.Helper()
+	imgs := make([]gocv.Mat, n)
+	for i := range imgs {
+		imgs[i] = synth.Good(seed+int64(i), imgSize)
+	}
+	t.Cleanup(func() { closeAll(imgs) })
+	return imgs
+}
+
+func closeAll(ms []gocv.Mat) {
+	for _, m := range ms {
+		m.Close()
+	}
+}
+
+func calibrate(t testing.TB, method model.Method) *fixture {
+	t.Helper()
+	cfg := testConfig(method)
+	backbone, sha := tinyBackbone(t)
+	ex := openExtractor(t, engine.ONNXRuntime, backbone, cfg.Features)
+	imgs := goodImages(t, nGood, goodSeed)
+	files := make([]string, len(imgs))
+	for i := range files {
+		files[i] = fmt.Sprintf("good%02d", i)
+	}
+	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, files, cfg, nil)
+	if err != nil {
+		t.Fatalf("calibrating %s: %v", method, err)
+	}
+	saved := filepath.Join(t.TempDir(), "model.zip")
+	if err := model.Save(saved, res.Manifest, res.Tensors); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{backbone: backbone, sha: sha, model: model.FromTensors(res.Manifest, res.Tensors), saved: saved, ex: ex}
+}
+
+func inspector(t testing.TB, m *model.Model, ex *features.Extractor, sha string) *pipeline.Inspector {
+	t.Helper()
+	in, err := pipeline.NewInspector(m, ex, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func scores(t testing.TB, in *pipeline.Inspector, imgs []gocv.Mat, withHeat bool) []pipeline.Result {
+	t.Helper()
+	out := make([]pipeline.Result, len(imgs))
+	for i, img := range imgs {
+		r, err := in.Inspect(context.Background(), img, withHeat)
+		if err != nil {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// defects draws one defect of every kind on held-out good parts.
+func defects(t testing.TB) []gocv.Mat {
+	t.Helper()
+	var out []gocv.Mat
+	for i, k := range synth.Kinds {
+		for j := range 2 {
+			g := synth.Good(int64(900+10*i+j), imgSize)
+			img, mask, err := synth.Defect(g, k, int64(7+j))
+			g.Close()
+			if err != nil {
+				t.Fatalf("drawing %s: %v", k, err)
+			}
+			mask.Close()
+			out = append(out, img)
+		}
+	}
+	t.Cleanup(func() { closeAll(out) })
+	return out
+}
+
+func mean(rs []pipeline.Result) float64 {
+	var s float64
+	for _, r := range rs {
+		s += r.Score
+	}
+	return s / float64(len(rs))
+}
+
+func TestCalibratedInspector(t *testing.T) {
+	testenv.RequireORT(t)
+	held := goodImages(t, 6, heldSeed)
+	bad := defects(t)
+	for _, method := range []model.Method{model.Flow, model.Gaussian} {
+		t.Run(string(method), func(t *testing.T) {
+			fx := calibrate(t, method)
+			mem := inspector(t, fx.model, fx.ex, fx.sha)
+			loaded, err := model.Load(fx.saved)
+			if err != nil {
+				t.Fatal(err)
+			}
+			disk := inspector(t, loaded, fx.ex, fx.sha)
+
+			goodMem := scores(t, mem, held, false)
+			goodDisk := scores(t, disk, held, false)
+			goodAgain := scores(t, mem, held, false)
+			for i := range held {
+				if goodMem[i].Score != goodDisk[i].Score {
+					t.Errorf("image %d: saved and reloaded model scores %v, in-memory %v", i, goodDisk[i].Score, goodMem[i].Score)
+				}
+				if goodMem[i].Score != goodAgain[i].Score {
+					t.Errorf("image %d: scored twice: %v then %v", i, goodMem[i].Score, goodAgain[i].Score)
+				}
+				if goodMem[i].Threshold != fx.model.Manifest.Threshold.Value {
+					t.Errorf("image %d: threshold %v, model's %v", i, goodMem[i].Threshold, fx.model.Manifest.Threshold.Value)
+				}
+				if goodMem[i].Defect != (goodMem[i].Score > goodMem[i].Threshold) {
+					t.Errorf("image %d: verdict %v for score %v at threshold %v", i, goodMem[i].Defect, goodMem[i].Score, goodMem[i].Threshold)
+				}
+			}
+
+			badRes := scores(t, disk, bad, true)
+			gm, bm := mean(goodMem), mean(badRes)
+			t.Logf("%s: mean score good %.4g, defective %.4g, threshold %.4g", method, gm, bm, goodMem[0].Threshold)
+			if bm <= gm {
+				t.Errorf("defective parts score %.4g on average, not above good parts' %.4g", bm, gm)
+			}
+			for i, r := range badRes {
+				if len(r.Heat) != pipeline.HeatSize*pipeline.HeatSize {
+					t.Fatalf("defect %d: heat has %d values, want %d", i, len(r.Heat), pipeline.HeatSize*pipeline.HeatSize)
+				}
+				var peak float32
+				for p, v := range r.Heat {
+					if v < 0 || math.IsNaN(float64(v)) {
+						t.Fatalf("defect %d: heat[%d] = %v", i, p, v)
+					}
+					peak = max(peak, v)
+				}
+				if peak == 0 {
+					t.Errorf("defect %d: heatmap is all zero", i)
+				}
+				// Heat must not change the score.
+				plain, err := disk.Inspect(context.Background(), bad[i], false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if plain.Score != r.Score || plain.Heat != nil {
+					t.Errorf("defect %d: score %v with heat, %v without (heat %d values)", i, r.Score, plain.Score, len(plain.Heat))
+				}
+			}
+		})
+	}
+}
+
+func TestBackboneMismatchRefused(t *testing.T) {
+	testenv.RequireORT(t)
+	fx := calibrate(t, model.Gaussian)
+	other := filepath.Join(t.TempDir(), "other.onnx")
+	if err := tiny.WriteFile(other, tinySeed+1); err != nil {
+		t.Fatal(err)
+	}
+	otherSHA, err := model.FileSHA256(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if otherSHA == fx.sha {
+		t.Fatal("two tiny seeds gave the same file")
+	}
+	_, err = pipeline.NewInspector(fx.model, fx.ex, otherSHA)
+	if err == nil {
+		t.Fatal("model calibrated on another backbone was accepted")
+	}
+	for _, want := range []string{fx.sha, otherSHA} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name checksum %s", err, want)
+		}
+	}
+}
+
+// OpenCV DNN and ONNX Runtime must give the same scores for the same model:
+// a site may switch runtime without recalibrating.
+func TestRuntimesAgree(t *testing.T) {
+	testenv.RequireORT(t)
+	fx := calibrate(t, model.Flow)
+	ort := inspector(t, fx.model, fx.ex, fx.sha)
+	cv := inspector(t, fx.model, openExtractor(t, engine.OpenCV, fx.backbone, fx.model.Manifest.Features), fx.sha)
+	imgs := append(goodImages(t, 3, heldSeed), defects(t)[:4]...)
+	a, b := scores(t, ort, imgs, true), scores(t, cv, imgs, true)
+	for i := range imgs {
+		rel := math.Abs(a[i].Score-b[i].Score) / math.Max(math.Abs(a[i].Score), 1e-9)
+		if rel > relTolCV {
+			t.Errorf("image %d: ONNX Runtime %v, OpenCV %v (relative difference %.2g)", i, a[i].Score, b[i].Score, rel)
+		}
+		var num, den float64
+		for p := range a[i].Heat {
+			num = math.Max(num, math.Abs(float64(a[i].Heat[p]-b[i].Heat[p])))
+			den = math.Max(den, math.Abs(float64(a[i].Heat[p])))
+		}
+		if num > relTolCV*math.Max(den, 1e-12) {
+			t.Errorf("image %d: heatmaps differ by %.3g (peak %.3g)", i, num, den)
+		}
+	}
+}
+
+// Inspect, heatmaps and overlays run for every frame of a long-lived daemon:
+// any Mat they fail to close is a leak that grows without bound.
+func TestInspectNoLeakedMats(t *testing.T) {
+	testenv.RequireORT(t)
+	if liveMats() < 0 {
+		t.Skip("build with -tags matprofile to count live Mats")
+	}
+	fx := calibrate(t, model.Gaussian)
+	in := inspector(t, fx.model, fx.ex, fx.sha)
+	roi := fx.model.Manifest
+	roi.ROI = "8,8,80,80"
+	cropped := inspector(t, model.FromTensors(roi, tensorsOf(fx.model)), fx.ex, fx.sha)
+	img := synth.Good(1, imgSize)
+	defer img.Close()
+	before := liveMats()
+	for _, ins := range []*pipeline.Inspector{in, cropped} {
+		for range 3 {
+			r, err := ins.Inspect(context.Background(), img, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ov, err := ins.Overlay(img, r.Heat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ov.Close()
+			if _, err := ins.Inspect(context.Background(), img, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A cancelled inspection and an image smaller than the ROI are error paths.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in.Inspect(ctx, img, true)
+	small := synth.Good(2, 64)
+	cropped.Inspect(context.Background(), small, true)
+	small.Close()
+	if after := liveMats(); after != before {
+		t.Errorf("live Mats: %d before, %d after\n%s", before, after, matProfile())
+	}
+}
+
+func tensorsOf(m *model.Model) []model.Tensor {
+	var ts []model.Tensor
+	for _, ti := range m.Manifest.Tensors {
+		ts = append(ts, m.Tensors[ti.Name])
+	}
+	if len(ts) == 0 { // in-memory models have no table of tensors
+		for _, t := range m.Tensors {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
