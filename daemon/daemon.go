@@ -350,7 +350,9 @@ func (d *Daemon) Status() alerts.Status {
 	st := alerts.Status{State: *d.state.Load(), FPS: fps, InspectionsPerSec: ips, ModelID: l.Manifest().ID,
 		Provider: l.Runtime.Describe(), Version: d.version}
 	cs := d.src.Status()
-	if st.State == alerts.StateRunning && cs.State != capture.StateStreaming && cs.State != capture.StateEnded {
+	// Connecting is normal for a moment at start; reconnecting means the
+	// camera failed or stalled.
+	if st.State == alerts.StateRunning && cs.State == capture.StateReconnecting {
 		st.State = alerts.StateDegraded
 		if cs.LastError != "" {
 			st.LastError = "camera " + string(cs.State) + ": " + cs.LastError
