@@ -292,3 +292,23 @@ func TestBatchEqualsSingles(t *testing.T) {
 		}
 	}
 }
+
+// The CPU build of ONNX Runtime lacks CUDA and TensorRT: asking for them must
+// fall back to CPU (logged) and say so, not fail, so a line keeps running.
+func TestProviderFallsBackToCPU(t *testing.T) {
+	lib := testenv.RequireORT(t)
+	model, _ := tinyFile(t, 4)
+	for _, p := range []engine.Provider{engine.CUDA, engine.TensorRT, engine.CPU} {
+		rt, err := engine.Open(engine.Options{Kind: engine.ONNXRuntime, Model: model, Outputs: []string{tiny.Tap1}, Library: lib, Provider: p})
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if d := rt.Describe(); !strings.HasSuffix(d, "(cpu)") {
+			t.Errorf("%s: runtime says %q; want the CPU fallback", p, d)
+		}
+		if _, err := rt.Run(context.Background(), randomInput(1, 16, 16, 1)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		rt.Close()
+	}
+}
