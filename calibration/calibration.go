@@ -25,6 +25,7 @@ import (
 
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/flow"
+	"github.com/inspectd/inspectd/gaussian"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
@@ -57,6 +58,7 @@ type Config struct {
 	Patience     int
 	LR           float64
 	WeightDecay  float64
+	Whiten       bool    // flow on vectors whitened by a shrunk Gaussian (see pipeline.FlowMethod)
 	Noise        float64 // std of Gaussian noise added to standardised training vectors, fresh each epoch
 	ValFraction  float64 // fraction of images held out to pick the flow's epoch count
 	Refit        bool    // retrain on all images for the picked epoch count
@@ -70,6 +72,36 @@ type Config struct {
 }
 
 // Defaults are the measured defaults (see README, "Accuracy").
+//
+// The flow is regularised for the usual case of a few dozen good images,
+// whose views are near copies: 16 images x 16 views in 960 dimensions let
+// the paper's plain training memorise them (1e7 scores on new good parts,
+// AUROC far below the Gaussian). Measured on ELPV mono/poly, 16 images,
+// T=8, image AUROC flow vs Gaussian baseline (0.833 / 0.775):
+//   - hidden 256, no noise, stop on training loss: blew up (~1e7 scores)
+//   - noise 0.3, stop on held-out images, no refit: 0.782 mono
+//   - noise 0.5, hidden 128, held-out stop, refit on all: 0.829 / 0.761
+//   - same with noise 0.8: 0.831 / 0.764 but 1.7x slower
+//   - same with 2 blocks: 0.821 / 0.756; lr 3e-3: 0.832 / 0.739
+//   - same with weight decay 1e-3: 0.820 / 0.764
+//   - chosen (noise 0.5, hidden 128, 60 epochs, patience 10, 1/4 of the
+//     images held out, refit), full eval: 0.834 / 0.761, T=1,4,8 on mono
+//     0.832 / 0.831 / 0.834; calibration 132 s mono (65 s of it backbone).
+//
+// So noise in standardised units (fresh each epoch) plus an epoch count
+// chosen on held-out images makes the flow sane and close to, not better
+// than, the Gaussian at 16 images.
+//
+// Whitening first with the shrunk Gaussian (Whiten) makes the untrained flow
+// exactly the Gaussian baseline, so training only adds what departs from it:
+//   - whiten, noise 0.5: 0.8405 / 0.7638, but out-of-sample scores of good
+//     parts reached 1e9-1e10 (the threshold with them)
+//   - whiten, noise 1.0: 0.8368 / 0.7730, thresholds sane (17 / 12)
+//   - whiten, noise 1.0 vs clamp 1: 0.7711 poly; hidden 64, 30 epochs: 0.7608
+//
+// Chosen: whiten with noise 1.0 (in whitened units, the good parts' own
+// spread): it ties the Gaussian (+0.004 mono, -0.002 poly) and cannot drift
+// far from it.
 func Defaults() Config {
 	return Config{
 		Features: features.Config{Taps: []string{"stage7_s32"}, Scales: []int{448, 224, 112},
@@ -78,12 +110,16 @@ func Defaults() Config {
 		TrainViews:   16,
 		TestViews:    8,
 		Method:       model.Flow,
-		Flow:         FlowShape{Blocks: 4, Hidden: 256, Depth: 1, Clamp: 3},
-		MaxEpochs:    300,
+		Flow:         FlowShape{Blocks: 4, Hidden: 128, Depth: 1, Clamp: 3},
+		MaxEpochs:    60,
 		Batch:        64,
-		Patience:     20,
+		Patience:     10,
 		LR:           1e-3,
 		WeightDecay:  1e-5,
+		Whiten:       true,
+		Noise:        1.0,
+		ValFraction:  0.25,
+		Refit:        true,
 		TargetFRR:    0.01,
 		Folds:        4,
 		ThresholdBy:  metrics.MethodAuto,
@@ -121,6 +157,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("calibration: epochs %d and batch %d must be >= 1", c.MaxEpochs, c.Batch)
 		case c.LR <= 0:
 			return fmt.Errorf("calibration: learning rate %g must be > 0", c.LR)
+		case c.Noise < 0 || math.IsNaN(c.Noise):
+			return fmt.Errorf("calibration: training noise %g must be >= 0", c.Noise)
+		case c.ValFraction < 0 || c.ValFraction >= 0.5 || math.IsNaN(c.ValFraction):
+			return fmt.Errorf("calibration: validation fraction %g must be in [0, 0.5)", c.ValFraction)
 		}
 	}
 	return nil
@@ -282,12 +322,25 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 		}
 		fit.Dens, fit.Tensors, fit.MethodConfig = g, ts, mc
 	default:
-		f, fc, st, err := fitFlow(ctx, xs, n, dim, cfg, seed, prog)
+		in := xs
+		var g *gaussian.Model
+		if cfg.Whiten {
+			var err error
+			if g, err = gaussian.Fit(xs, n, dim); err != nil {
+				return nil, fmt.Errorf("fitting the whitening Gaussian: %w", err)
+			}
+			in = g.Whiten(xs, n)
+		}
+		f, fc, st, err := fitFlow(ctx, in, n, dim, cfg, seed, prog)
 		if err != nil {
 			return nil, err
 		}
-		mc, _ := json.Marshal(fc)
+		mc, _ := json.Marshal(pipeline.FlowMethod{Config: fc, Whiten: cfg.Whiten})
 		fit.Dens, fit.Tensors, fit.MethodConfig = f, pipeline.FlowTensors(f), mc
+		if g != nil {
+			fit.Dens = &pipeline.WhitenedFlow{G: g, F: f}
+			fit.Tensors = append(fit.Tensors, pipeline.GaussianTensors(g)...)
+		}
 		fit.Epochs, fit.FinalLoss = st.Epochs, st.FinalLoss
 	}
 	return fit, nil
@@ -313,7 +366,11 @@ func fitFlow(ctx context.Context, xs []float32, n, dim int, cfg Config, seed int
 		perm := rand.New(rand.NewPCG(uint64(seed), 0xfa1d)).Perm(images)
 		val := rows(xs, perm[:nv], views, dim)
 		tr := rows(xs, perm[nv:], views, dim)
-		f, best, last, err := trainFlow(ctx, fc, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, prog)
+		p := prog
+		if cfg.Refit {
+			p = nil // only the final training reports, so one bar runs once
+		}
+		f, best, last, err := trainFlow(ctx, fc, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, p)
 		if err != nil {
 			return nil, fc, st, err
 		}

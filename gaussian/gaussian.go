@@ -259,3 +259,23 @@ func (m *Model) ScoreGrad(x []float32, n int) (scores, dx []float32) {
 	blas32.Implementation().Sgemm(gblas.NoTrans, gblas.NoTrans, n, d, d, float32(2/float64(d)), a, d, m.precChol, d, 0, dx, d)
 	return scores, dx
 }
+
+// Whiten returns rows W (x_i - mean): the fitted distribution becomes a
+// standard normal. A flow trained on whitened vectors starts out (as the
+// identity) scoring exactly like this Gaussian.
+func (m *Model) Whiten(x []float32, n int) []float32 {
+	m.check("Whiten", x, n)
+	return m.whiten(x, n)
+}
+
+// WhitenBackward maps gradients with respect to whitened rows back to the
+// input rows: g_i W.
+func (m *Model) WhitenBackward(g []float32, n int) []float32 {
+	m.check("WhitenBackward", g, n)
+	d := m.dim
+	dx := make([]float32, n*d)
+	if n > 0 {
+		blas32.Implementation().Sgemm(gblas.NoTrans, gblas.NoTrans, n, d, d, 1, g, d, m.precChol, d, 0, dx, d)
+	}
+	return dx
+}

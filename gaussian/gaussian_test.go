@@ -349,3 +349,62 @@ func BenchmarkFit(b *testing.B) {
 		}
 	}
 }
+
+// With plenty of well-conditioned data (shrinkage near 0) whitened rows have
+// unit variance, and
+// WhitenBackward is the transpose of the whitening map (checked by
+// finite differences on a linear function of the whitened rows).
+func TestWhitenAndBackward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, d = 4000, 5
+	x := make([]float32, n*d)
+	for i := 0; i < n; i++ {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		for j := 0; j < d; j++ {
+			x[i*d+j] = float32(a*float64(j+1) + 0.5*b + rng.NormFloat64())
+		}
+	}
+	m, err := Fit(x, n, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := m.Whiten(x, n)
+	for j := 0; j < d; j++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			s += float64(w[i*d+j]) * float64(w[i*d+j])
+		}
+		if v := s / n; v < 0.9 || v > 1.1 {
+			t.Errorf("whitened variance of dim %d is %.3f, want about 1", j, v)
+		}
+	}
+	g := []float32{0.3, -1, 2, 0.5, -0.7}
+	dx := m.WhitenBackward(g, 1)
+	row := append([]float32(nil), x[:d]...)
+	f := func(r []float32) float64 {
+		wr := m.Whiten(r, 1)
+		var s float64
+		for j := range wr {
+			s += float64(g[j]) * float64(wr[j])
+		}
+		return s
+	}
+	for j := 0; j < d; j++ {
+		const h = 1e-2
+		p := append([]float32(nil), row...)
+		q := append([]float32(nil), row...)
+		p[j] += h
+		q[j] -= h
+		num := (f(p) - f(q)) / (2 * h)
+		if diff := num - float64(dx[j]); diff > 1e-2*(1+abs(num)) || -diff > 1e-2*(1+abs(num)) {
+			t.Errorf("dim %d: backward %g, numeric %g", j, dx[j], num)
+		}
+	}
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

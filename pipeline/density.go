@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/inspectd/inspectd/flow"
+	"github.com/inspectd/inspectd/gaussian"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -26,6 +27,31 @@ const (
 	gaussPrefix       = "gaussian."
 )
 
+// FlowMethod is the stored configuration of the flow method. With Whiten the
+// flow models vectors whitened by a shrunk Gaussian fitted to the same good
+// parts: an untrained flow (the identity) then scores exactly like the
+// Gaussian baseline, and training only has to learn what departs from it —
+// which is what makes a flow workable with 16 parts.
+type FlowMethod struct {
+	flow.Config
+	Whiten bool `json:"whiten,omitempty"`
+}
+
+// WhitenedFlow is a flow on Gaussian-whitened vectors.
+type WhitenedFlow struct {
+	G *gaussian.Model
+	F *flow.Flow
+}
+
+// Score is the flow's mean z^2 of the whitened rows.
+func (w *WhitenedFlow) Score(x []float32, n int) []float32 { return w.F.Score(w.G.Whiten(x, n), n) }
+
+// ScoreGrad chains the flow's input gradient through the whitening.
+func (w *WhitenedFlow) ScoreGrad(x []float32, n int) ([]float32, []float32) {
+	s, dw := w.F.ScoreGrad(w.G.Whiten(x, n), n)
+	return s, w.G.WhitenBackward(dw, n)
+}
+
 // FlowTensors names the flow's parameters for the model file.
 func FlowTensors(f *flow.Flow) []model.Tensor {
 	var ts []model.Tensor
@@ -40,10 +66,11 @@ func LoadDensity(m *model.Model, dim int) (Density, error) {
 	man := m.Manifest
 	switch man.Method {
 	case model.Flow:
-		var cfg flow.Config
-		if err := json.Unmarshal(man.MethodConfig, &cfg); err != nil {
+		var fm FlowMethod
+		if err := json.Unmarshal(man.MethodConfig, &fm); err != nil {
 			return nil, fmt.Errorf("model %s: flow configuration: %w", man.ID, err)
 		}
+		cfg := fm.Config
 		if cfg.Dim != dim {
 			return nil, fmt.Errorf("model %s: flow expects %d features; the backbone gives %d", man.ID, cfg.Dim, dim)
 		}
@@ -61,7 +88,14 @@ func LoadDensity(m *model.Model, dim int) (Density, error) {
 			}
 			copy(p.Data, t.Data)
 		}
-		return f, nil
+		if !fm.Whiten {
+			return f, nil
+		}
+		g, err := loadGaussian(m, dim)
+		if err != nil {
+			return nil, err
+		}
+		return &WhitenedFlow{G: g.(*gaussian.Model), F: f}, nil
 	case model.Gaussian:
 		return loadGaussian(m, dim)
 	default:

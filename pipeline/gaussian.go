@@ -15,15 +15,21 @@ func FitGaussian(x []float32, n, dim int) (Density, []model.Tensor, json.RawMess
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("fitting Gaussian: %w", err)
 	}
-	var ts []model.Tensor
-	for _, p := range g.Params() {
-		ts = append(ts, model.Tensor{Name: gaussPrefix + p.Name, Shape: p.Shape, Data: p.Data})
-	}
+	ts := GaussianTensors(g)
 	mc, _ := json.Marshal(struct {
 		Dim       int     `json:"dim"`
 		Shrinkage float64 `json:"shrinkage"`
 	}{dim, g.Shrinkage()})
 	return g, ts, mc, nil
+}
+
+// GaussianTensors names the Gaussian's parameters for the model file.
+func GaussianTensors(g *gaussian.Model) []model.Tensor {
+	var ts []model.Tensor
+	for _, p := range g.Params() {
+		ts = append(ts, model.Tensor{Name: gaussPrefix + p.Name, Shape: p.Shape, Data: p.Data})
+	}
+	return ts
 }
 
 func loadGaussian(m *model.Model, dim int) (Density, error) {

@@ -35,8 +35,11 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	blocks := fs.Int("blocks", d.Flow.Blocks, "flow coupling blocks")
 	hidden := fs.Int("hidden", d.Flow.Hidden, "flow subnet width")
 	depth := fs.Int("depth", d.Flow.Depth, "flow subnet hidden layers")
+	clamp := fs.Float64("clamp", d.Flow.Clamp, "flow soft clamp alpha (largest log-scale per half-block)")
 	epochs := fs.Int("epochs", d.MaxEpochs, "most training epochs (stops earlier when the loss plateaus)")
 	lr := fs.Float64("lr", d.LR, "Adam learning rate")
+	whiten := fs.Bool("whiten", d.Whiten, "flow on features whitened by a shrunk Gaussian (starts as the Gaussian baseline)")
+	noise := fs.Float64("noise", d.Noise, "std of noise added to training features each epoch (flow regularisation)")
 	frr := fs.Float64("frr", d.TargetFRR, "target false-reject rate of good parts for the threshold")
 	folds := fs.Int("folds", d.Folds, "folds for out-of-sample good scores")
 	thr := fs.String("threshold-method", string(d.ThresholdBy), "auto, empirical, lognormal or gaussian")
@@ -54,8 +57,9 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Transforms.MaxAngle = *maxAngle
 		}
 		c.TrainViews, c.TestViews, c.Method = *trainViews, *T, model.Method(*method)
-		c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth = *blocks, *hidden, *depth
+		c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth, c.Flow.Clamp = *blocks, *hidden, *depth, *clamp
 		c.MaxEpochs, c.LR, c.TargetFRR, c.Folds = *epochs, *lr, *frr, *folds
+		c.Whiten, c.Noise = *whiten, *noise
 		c.ThresholdBy, c.ROI, c.Seed = metrics.ThresholdMethod(*thr), *roi, *seed
 		return c, c.Validate()
 	}

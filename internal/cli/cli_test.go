@@ -83,10 +83,24 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("data set written in %.1f s", time.Since(start).Seconds())
 	def := calibration.Defaults().Method
 
+	// Outputs live in the parent's folder: the model outlives its subtest.
+	outs := t.TempDir()
 	models := map[model.Method]string{}
+	// pick prefers the default method's model; running a single eval subtest
+	// (-run) still checks heatmaps and scoring with the other one.
+	pick := func(t *testing.T) string {
+		if p := models[def]; p != "" {
+			return p
+		}
+		for _, p := range models {
+			return p
+		}
+		t.Skip("no model from eval")
+		return ""
+	}
 	for _, method := range []model.Method{model.Gaussian, model.Flow} {
 		t.Run("eval-"+string(method), func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "eval")
+			out := filepath.Join(outs, "eval-"+string(method))
 			code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(dataTrain),
 				"--out", out, "--method", string(method))
 			if code != 0 {
@@ -117,10 +131,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	t.Run("heat-peak-in-mask", func(t *testing.T) {
-		mpath := models[def]
-		if mpath == "" {
-			t.Skip("no model from eval")
-		}
+		mpath := pick(t)
 		in, closeFn, err := openModel(mpath)
 		if err != nil {
 			t.Fatal(err)
@@ -148,10 +159,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("score", func(t *testing.T) {
-		mpath := models[def]
-		if mpath == "" {
-			t.Skip("no model from eval")
-		}
+		mpath := pick(t)
 		images := []string{
 			filepath.Join(data, "test", "good", "000.png"), filepath.Join(data, "test", "good", "001.png"),
 			filepath.Join(data, "test", string(synth.Hole), "000.png"), filepath.Join(data, "test", string(synth.Stain), "000.png"),
