@@ -27,3 +27,26 @@ fmt:
 
 clean:
 	rm -rf bin out
+
+# --- arm64 (Jetson) build and Debian package: packaging/ ---------------------
+# make arm64         cross-build bin/arm64/inspectd against .deps/sysroot-arm64
+#                    (Debian bookworm arm64, made once by debootstrap)
+# make smoke-arm64   run it under qemu-user: version, and score with a tiny model
+# make deb ARCH=...  out/deb/inspectd_<version>_<arch>.deb (amd64 or arm64)
+# make test-deb      build the package(s) and install them into a scratch root
+ARCH          ?= amd64
+SMOKE_TIMEOUT ?= 900
+
+.PHONY: arm64 smoke-arm64 deb test-deb
+
+arm64:
+	bash packaging/build-arm64.sh
+
+smoke-arm64: setup arm64
+	timeout $(SMOKE_TIMEOUT) bash packaging/smoke-arm64.sh
+
+deb: setup
+	bash packaging/deb.sh $(ARCH)
+
+test-deb: setup
+	INSPECTD_PACKAGE_TESTS=1 $(GO) test -count=1 -timeout 30m -v ./packaging/
