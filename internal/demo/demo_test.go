@@ -1,0 +1,58 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/engine/tiny"
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// The README's first command runs this; with the tiny backbone it checks the
+// whole chain (calibration, embedded broker, daemon, subscriber, summary)
+// quickly, without the pretrained network.
+func TestDemoChain(t *testing.T) {
+	ort := testenv.RequireORT(t)
+	dir := t.TempDir()
+	backbone := filepath.Join(dir, "tiny.onnx")
+	if err := tiny.WriteFile(backbone, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("INSPECTD_BACKBONE", backbone)
+	t.Setenv("INSPECTD_ORT_LIB", ort)
+	video := filepath.Join(dir, "line.avi")
+	const frames, every = 30, 5
+	if err := synth.WriteVideo(video, frames, 10, 96, every, 3); err != nil {
+		t.Fatal(err)
+	}
+	cfg := calibration.Defaults()
+	cfg.Features = features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: []int{64, 32}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
+	cfg.Method, cfg.TrainViews, cfg.TestViews, cfg.Folds = model.Gaussian, 2, 2, 2
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), Options{Video: video, DefectEvery: every, Calibrate: 10, Out: filepath.Join(dir, "out"), Version: "test", Calib: cfg},
+		&out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if sum.Events != frames {
+		t.Errorf("%d events for %d frames", sum.Events, frames)
+	}
+	if sum.Heatmaps != sum.Defects {
+		t.Errorf("%d heatmaps for %d defect verdicts", sum.Heatmaps, sum.Defects)
+	}
+	if sum.TruePositives+sum.Missed != frames/every {
+		t.Errorf("summary counts %d real defects; the video has %d", sum.TruePositives+sum.Missed, frames/every)
+	}
+	if !strings.Contains(out.String(), "demo summary: 30 parts inspected") {
+		t.Errorf("no summary line in:\n%s", out.String())
+	}
+}
