@@ -15,9 +15,12 @@ build: setup
 demo: build
 	bash scripts/demo.sh
 
+# The second run counts live GoCV Mats (gocv's matprofile tag) in the
+# long-running paths: capture, image work, inspection, and a daemon soak.
 test: setup
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)
