@@ -68,7 +68,6 @@ type Config struct {
 	Seed         int64
 	ROI          string
 	HeatmapSigma float64
-	MaxBatch     int // images per backbone call
 }
 
 // Defaults are the measured defaults (see README, "Accuracy").
@@ -125,7 +124,6 @@ func Defaults() Config {
 		ThresholdBy:  metrics.MethodAuto,
 		Seed:         1,
 		HeatmapSigma: 4,
-		MaxBatch:     8,
 	}
 }
 
