@@ -1,0 +1,59 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every bad value is refused with an error naming its variable.
+func TestLoadDaemonNamesTheVariable(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"INSPECTD_SOURCE": ""}, "INSPECTD_SOURCE"},
+		{map[string]string{"INSPECTD_TRIGGER": "gpio"}, "INSPECTD_TRIGGER"},
+		{map[string]string{"INSPECTD_MAX_RATE": "0"}, "INSPECTD_MAX_RATE"},
+		{map[string]string{"INSPECTD_MAX_RATE": "fast"}, "MAX_RATE"},
+		{map[string]string{"INSPECTD_CAMERA": "line/3"}, "INSPECTD_CAMERA"},
+		{map[string]string{"INSPECTD_EVENTS": "all"}, "INSPECTD_EVENTS"},
+		{map[string]string{"INSPECTD_JPEG_QUALITY": "0"}, "INSPECTD_JPEG_QUALITY"},
+		{map[string]string{"INSPECTD_HTTP_ADDR": "9464"}, "INSPECTD_HTTP_ADDR"},
+		{map[string]string{"INSPECTD_SPOOL_MAX_BYTES": "10"}, "INSPECTD_SPOOL_MAX_BYTES"},
+		{map[string]string{"INSPECTD_MQTT_CERT_FILE": "/c.pem"}, "INSPECTD_MQTT_CERT_FILE"},
+		{map[string]string{"INSPECTD_MQTT_KEEPALIVE": "10ms"}, "INSPECTD_MQTT_KEEPALIVE"},
+		{map[string]string{"INSPECTD_RUNTIME": "tflite"}, "INSPECTD_RUNTIME"},
+		{map[string]string{"INSPECTD_PROVIDER": "rocm"}, "INSPECTD_PROVIDER"},
+		{map[string]string{"INSPECTD_THREADS": "-1"}, "INSPECTD_THREADS"},
+		{map[string]string{"INSPECTD_MAX_BATCH": "0"}, "INSPECTD_MAX_BATCH"},
+		{map[string]string{"INSPECTD_LOG_LEVEL": "loud"}, "INSPECTD_LOG_LEVEL"},
+		{map[string]string{"INSPECTD_STALL_TIMEOUT": "1ms"}, "INSPECTD_STALL_TIMEOUT"},
+	}
+	for _, c := range cases {
+		t.Run(c.want, func(t *testing.T) {
+			t.Setenv("INSPECTD_SOURCE", "/dev/video0")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := LoadDaemon()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v; want it to name %s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadDaemonDefaults(t *testing.T) {
+	t.Setenv("INSPECTD_SOURCE", "dir:/srv/parts")
+	t.Setenv("INSPECTD_MQTT_BROKER", "tcp://a:1883, ssl://b:8883")
+	d, err := LoadDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Camera != "cam0" || d.Trigger != "continuous" || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
+		t.Errorf("defaults %+v", d)
+	}
+	if b := d.Brokers(); len(b) != 2 || b[1] != "ssl://b:8883" {
+		t.Errorf("brokers %v", b)
+	}
+}
