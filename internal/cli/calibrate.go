@@ -74,11 +74,7 @@ func joinInts(v []int) string {
 }
 
 func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: inspectd calibrate --good DIR|FILE... --out MODEL [flags]\n\nLearns a model from good parts and sets the decision threshold.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("calibrate", "Usage: inspectd calibrate --good DIR|FILE... --out MODEL [flags]\n   or: inspectd calibrate --camera --out MODEL [--count N] [--interval D] [flags]\n\nLearns a model from good parts and sets the decision threshold.\n\nFlags:\n")
 	var good multiFlag
 	fs.Var(&good, "good", "directory of good images, or an image file (repeatable; further arguments are files too)")
 	out := fs.String("out", "", "model file to write (written atomically)")

@@ -89,6 +89,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
+// newFlagSet makes a subcommand's flag set whose help is the usage text
+// followed by the flags.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // parse parses flags; a flag error has already been printed by the FlagSet.
 func parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)

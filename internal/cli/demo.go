@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 
@@ -11,11 +9,7 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: inspectd demo [flags]\n\nThe embedded default: calibrates on the good frames of a sample camera video,\nstarts an MQTT broker in-process, runs the daemon on the video, prints the events a\nsubscriber receives, saves the heatmaps, and ends with a summary.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("demo", "Usage: inspectd demo [flags]\n\nThe embedded default: calibrates on the good frames of a sample camera video,\nstarts an MQTT broker in-process, runs the daemon on the video, prints the events a\nsubscriber receives, saves the heatmaps, and ends with a summary.\n\nFlags:\n")
 	video := fs.String("video", "testdata/line.avi", "sample camera video (made by 'inspectd synth')")
 	every := fs.Int("defect-every", 5, "the video's recipe: every N-th part is defective")
 	n := fs.Int("calibrate", 16, "good frames used for calibration")

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,11 +49,7 @@ type testImage struct {
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: inspectd eval --data CATEGORY_DIR [flags]\n\nCalibrates on CATEGORY/train/good (or uses --model), scores CATEGORY/test/*, prints\nimage AUROC overall and per defect class, pixel AUROC where ground_truth masks exist,\nand writes summary.json, roc.png and histogram.png to --out.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("eval", "Usage: inspectd eval --data CATEGORY_DIR [flags]\n\nCalibrates on CATEGORY/train/good (or uses --model), scores CATEGORY/test/*, prints\nimage AUROC overall and per defect class, pixel AUROC where ground_truth masks exist,\nand writes summary.json, roc.png and histogram.png to --out.\n\nFlags:\n")
 	data := fs.String("data", "", "category directory in MVTec AD layout")
 	modelPath := fs.String("model", "", "use this model instead of calibrating")
 	trainLimit := fs.Int("train-limit", 16, "good training images to calibrate on (0: all)")

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,11 +26,7 @@ type ScoreLine struct {
 }
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("score", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: inspectd score --model MODEL [flags] IMAGE|DIR...\n\nPrints one JSON line per image: score, threshold, verdict (ok/defect), ms.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("score", "Usage: inspectd score --model MODEL [flags] IMAGE|DIR...\n\nPrints one JSON line per image: score, threshold, verdict (ok/defect), ms.\n\nFlags:\n")
 	modelPath := fs.String("model", "", "model file from 'inspectd calibrate'")
 	heatDir := fs.String("heatmap", "", "directory for heatmap overlays (JPEG, one per image)")
 	T := fs.Int("transforms", 0, "override T, the transformations per image (0: the model's)")

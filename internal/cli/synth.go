@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +14,7 @@ import (
 // with defect masks and a sample camera video. The demo and tests use them;
 // nothing from ../shared is needed.
 func runSynth(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("synth", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: inspectd synth --out DIR [flags]\n\nWrites synthetic parts with defects: DIR/parts (MVTec AD layout with masks) and\nDIR/line.avi (a camera video of parts passing, every --defect-every-th defective).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("synth", "Usage: inspectd synth --out DIR [flags]\n\nWrites synthetic parts with defects: DIR/parts (MVTec AD layout with masks) and\nDIR/line.avi (a camera video of parts passing, every --defect-every-th defective).\n\nFlags:\n")
 	out := fs.String("out", "", "output directory")
 	size := fs.Int("size", 256, "image size in pixels")
 	train := fs.Int("train", 16, "good training parts")
