@@ -51,7 +51,6 @@ func testConfig(method model.Method) calibration.Config {
 	cfg.TestViews = min(cfg.TestViews, testViews)
 	cfg.Flow.Hidden = min(cfg.Flow.Hidden, 64)
 	cfg.MaxEpochs = min(cfg.MaxEpochs, 60)
-	cfg.MaxBatch = maxBatch
 	return cfg
 }
 
