@@ -20,7 +20,7 @@ demo: build
 test: setup
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
-	$(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
+	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)

@@ -1,0 +1,64 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/engine"
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// BenchmarkInspect times one inspection with the pretrained backbone and the
+// default calibration (flow on whitened features, 448+224+112 px), at T=8 and
+// T=64, with and without the heatmap. Issue targets: 350 ms at T=8, 2.5 s at
+// T=64 on this 2-core machine.
+func BenchmarkInspect(b *testing.B) {
+	backbone := testenv.RequireBackbone(b)
+	lib := testenv.RequireORT(b)
+	cfg := calibration.Defaults()
+	cfg.TrainViews = 4 // calibration quality does not change the cost of a score
+	rt, err := engine.Open(engine.Options{Model: backbone, Outputs: cfg.Features.Taps, Library: lib})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	ex, err := features.New(rt, cfg.Features, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	imgs := make([]gocv.Mat, calibration.MinImages)
+	names := make([]string, len(imgs))
+	for i := range imgs {
+		imgs[i] = synth.Good(int64(i), 256)
+		names[i] = fmt.Sprint(i)
+	}
+	defer closeAll(imgs)
+	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sha, _ := model.FileSHA256(backbone)
+	in := inspector(b, model.FromTensors(res.Manifest, res.Tensors), ex, sha)
+	part := synth.Good(99, 256)
+	defer part.Close()
+	for _, T := range []int{8, 64} {
+		for _, heat := range []bool{false, true} {
+			b.Run(fmt.Sprintf("T=%d/heatmap=%v", T, heat), func(b *testing.B) {
+				in.SetTransforms(T)
+				for i := 0; i < b.N; i++ {
+					if _, err := in.Inspect(context.Background(), part, heat); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
+			})
+		}
+	}
+}
