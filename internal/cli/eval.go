@@ -31,8 +31,11 @@ type EvalSummary struct {
 	ImageAUROC  float64            `json:"image_auroc"`
 	PerClass    map[string]float64 `json:"image_auroc_per_class"`
 	PixelAUROC  *float64           `json:"pixel_auroc,omitempty"`
-	ByT         map[int]float64    `json:"image_auroc_by_t,omitempty"`
-	Threshold   float64            `json:"threshold"`
+	// PeakInMask is the share of defects with masks whose heatmap maximum
+	// lies on the mask.
+	PeakInMask *float64        `json:"heat_peak_in_mask,omitempty"`
+	ByT        map[int]float64 `json:"image_auroc_by_t,omitempty"`
+	Threshold  float64         `json:"threshold"`
 	// At the calibrated threshold: share of good test parts rejected and of
 	// defective parts caught.
 	FalseRejectRate float64        `json:"false_reject_rate"`
@@ -102,6 +105,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeFn()
+	inspector := in
 	man := in.Manifest()
 	sum.Model, sum.Method, sum.TrainImages, sum.Threshold = man.ID, man.Method, man.Training.Images, man.Threshold.Value
 	if cfg.TestViews != man.TestTransforms {
@@ -118,6 +122,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	sweepScores := map[int][]float64{}
 	pix := metrics.NewAdaptivePixelAUROC(metrics.DefaultPixelBins)
+	var peaks, peaksIn int
 	var ms []float64
 	for i := range tests {
 		if err := ctx.Err(); err != nil {
@@ -131,7 +136,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		withHeat := *pixel && t.mask != ""
 		res, err := in.Inspect(ctx, img, withHeat)
 		if err == nil && withHeat {
-			err = addPixels(pix, in, img, res.Heat, t.mask)
+			var in bool
+			in, err = addPixels(pix, inspector, img, res.Heat, t.mask)
+			if t.class != "good" {
+				peaks++
+				if in {
+					peaksIn++
+				}
+			}
 		}
 		if err == nil {
 			for _, T := range sweepT {
@@ -197,6 +209,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			sum.ByT[T] = a
 		}
 	}
+	if peaks > 0 {
+		f := float64(peaksIn) / float64(peaks)
+		sum.PeakInMask = &f
+	}
 	if d, _ := pix.Counts(); d > 0 {
 		if a, err := pix.AUROC(); err == nil {
 			sum.PixelAUROC = &a
@@ -217,29 +233,34 @@ func scoreAtT(ctx context.Context, in *pipeline.Inspector, img gocv.Mat, T int) 
 }
 
 // addPixels compares the heatmap with the ground-truth mask at the mask's
-// resolution (the part's, within the ROI).
-func addPixels(pix *metrics.PixelAUROC, in *pipeline.Inspector, img gocv.Mat, heat []float32, maskPath string) error {
+// resolution (the part's, within the ROI) and reports whether the heatmap's
+// maximum lies on the mask.
+func addPixels(pix *metrics.PixelAUROC, in *pipeline.Inspector, img gocv.Mat, heat []float32, maskPath string) (bool, error) {
 	mask := gocv.IMRead(maskPath, gocv.IMReadGrayScale)
 	if mask.Empty() {
-		return fmt.Errorf("cannot read mask %s", maskPath)
+		return false, fmt.Errorf("cannot read mask %s", maskPath)
 	}
 	defer mask.Close()
 	part, err := in.Part(img)
 	if err != nil {
-		return err
+		return false, err
 	}
 	h, w := part.Rows(), part.Cols()
 	part.Close()
 	if mask.Rows() != h || mask.Cols() != w {
-		return fmt.Errorf("mask %s is %dx%d; the part is %dx%d", maskPath, mask.Cols(), mask.Rows(), w, h)
+		return false, fmt.Errorf("mask %s is %dx%d; the part is %dx%d", maskPath, mask.Cols(), mask.Rows(), w, h)
 	}
 	full := imageops.ResizeMap(heat, pipeline.HeatSize, pipeline.HeatSize, h, w)
 	mb := mask.ToBytes()
 	m := make([]bool, len(mb))
+	peak := 0
 	for i, v := range mb {
 		m[i] = v > 127
+		if full[i] > full[peak] {
+			peak = i
+		}
 	}
-	return pix.Add(full, m)
+	return m[peak], pix.Add(full, m)
 }
 
 // listTests walks CATEGORY/test/<class>/* and pairs masks from
@@ -321,6 +342,9 @@ func printSummary(w io.Writer, s EvalSummary, dir string) {
 	}
 	if s.PixelAUROC != nil {
 		fmt.Fprintf(w, "  pixel AUROC %.4f\n", *s.PixelAUROC)
+	}
+	if s.PeakInMask != nil {
+		fmt.Fprintf(w, "  heatmap peak on the defect mask for %.0f%% of defects\n", 100**s.PeakInMask)
 	}
 	Ts := make([]int, 0, len(s.ByT))
 	for t := range s.ByT {
