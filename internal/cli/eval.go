@@ -145,12 +145,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				}
 			}
 		}
-		if err == nil {
+		if err == nil && len(sweepT) > 0 {
 			for _, T := range sweepT {
 				var s float64
 				s, err = scoreAtT(ctx, in, img, T)
 				sweepScores[T] = append(sweepScores[T], s)
 			}
+			// Back to the T under evaluation before the next image.
+			in.SetTransforms(cfg.TestViews)
 		}
 		img.Close()
 		if err != nil {
@@ -162,7 +164,6 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "eval: scored %d/%d\n", i+1, len(tests))
 		}
 	}
-	in.SetTransforms(cfg.TestViews)
 	sum.MsPerImage = metrics.Median(ms)
 
 	scores := make([]float64, len(tests))
