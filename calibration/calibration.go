@@ -534,7 +534,7 @@ func Calibrate(ctx context.Context, ex *features.Extractor, backbone string, img
 		{Name: pipeline.TensorFeatureMean, Shape: []int{dim}, Data: fit.Mu},
 		{Name: pipeline.TensorFeatureStd, Shape: []int{dim}, Data: fit.Sd},
 	}, fit.Tensors...)
-	if man.HeatmapHi, err = heatScale(ctx, ex, man, tensors, imgs); err != nil {
+	if man.HeatmapGood, err = heatScale(ctx, ex, man, tensors, imgs); err != nil {
 		return nil, err
 	}
 	man.Training.Seconds = time.Since(start).Seconds()
@@ -551,10 +551,9 @@ func parseROI(s string) (r image.Rectangle, err error) {
 	return imageops.ParseROI(s)
 }
 
-// heatScale sets the overlay's red end from the good parts' own heatmaps, so
-// an overlay shows typical good variation as cold and a defect as hot. It
-// uses up to four training images; their in-sample heat runs low, hence the
-// margin.
+// heatScale measures the heat good parts reach, the overlay's cold end, so an
+// overlay shows typical good variation as cold. It uses up to four training
+// images; their in-sample heat runs low, hence the margin.
 func heatScale(ctx context.Context, ex *features.Extractor, man model.Manifest, tensors []model.Tensor, imgs []gocv.Mat) (float64, error) {
 	in, err := pipeline.NewInspector(model.FromTensors(man, tensors), ex, man.Backbone.SHA256)
 	if err != nil {

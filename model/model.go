@@ -96,11 +96,13 @@ type Manifest struct {
 	Method         Method           `json:"method"`
 	MethodConfig   json.RawMessage  `json:"method_config,omitempty"`
 	HeatmapSigma   float64          `json:"heatmap_sigma"`
-	HeatmapHi      float64          `json:"heatmap_hi"` // overlay scale: heat mapped to red
-	Threshold      Threshold        `json:"threshold"`
-	Training       Training         `json:"training"`
-	Tensors        []TensorInfo     `json:"tensors"`
-	WeightsSHA256  string           `json:"weights_sha256"`
+	// HeatmapGood is the heat level good parts reach: the overlay's cold end,
+	// so typical good variation never looks like a defect.
+	HeatmapGood   float64      `json:"heatmap_good"`
+	Threshold     Threshold    `json:"threshold"`
+	Training      Training     `json:"training"`
+	Tensors       []TensorInfo `json:"tensors"`
+	WeightsSHA256 string       `json:"weights_sha256"`
 }
 
 // Tensor is a named float32 array.

@@ -198,7 +198,15 @@ func (in *Inspector) Overlay(img gocv.Mat, heat []float32) (gocv.Mat, error) {
 		return gocv.Mat{}, err
 	}
 	defer part.Close()
-	return imageops.Overlay(part, heat, HeatSize, HeatSize, 0, float32(in.man.HeatmapHi)), nil
+	// Heat up to the good parts' level stays cold; above it the scale runs
+	// to this part's own maximum, so a defect's hot spot stands out instead
+	// of the whole part saturating, while a good part stays blue.
+	lo := float32(in.man.HeatmapGood)
+	hi := 2 * lo
+	for _, v := range heat {
+		hi = max(hi, v)
+	}
+	return imageops.Overlay(part, heat, HeatSize, HeatSize, lo, hi), nil
 }
 
 // Standardize maps raw features to (x - mu) / sd in place, row by row.
