@@ -542,3 +542,30 @@ func TestCameraFileDeleted(t *testing.T) {
 		t.Errorf("state after recovery %q", st)
 	}
 }
+
+// A video file without loop ends: every frame is inspected, the status says
+// "ended", and the daemon stays up (a service must not exit on its camera).
+func TestCameraFileEnds(t *testing.T) {
+	f := newFixture(t, 10)
+	video := filepath.Join(f.dir, "short.avi")
+	const frames = 6
+	if err := synth.WriteVideo(video, frames, 10, partSize, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("INSPECTD_SOURCE_PACE", "false")
+	cfg := f.config(t, video)
+	d, stop := startDaemon(t, cfg)
+	for deadline := time.Now().Add(30 * time.Second); d.Status().State != "ended"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v after the video ended", d.Status())
+		}
+	}
+	if n := d.Inspected(); n != frames {
+		t.Errorf("%d inspections for %d frames", n, frames)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if st := d.Status().State; st != "ended" {
+		t.Errorf("state %q a while after the end; want it to stay up in ended", st)
+	}
+	stop()
+}
