@@ -105,7 +105,6 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeFn()
-	inspector := in
 	man := in.Manifest()
 	sum.Model, sum.Method, sum.TrainImages, sum.Threshold = man.ID, man.Method, man.Training.Images, man.Threshold.Value
 	if cfg.TestViews != man.TestTransforms {
@@ -136,11 +135,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		withHeat := *pixel && t.mask != ""
 		res, err := in.Inspect(ctx, img, withHeat)
 		if err == nil && withHeat {
-			var in bool
-			in, err = addPixels(pix, inspector, img, res.Heat, t.mask)
+			var onMask bool
+			onMask, err = addPixels(pix, in, img, res.Heat, t.mask)
 			if t.class != "good" {
 				peaks++
-				if in {
+				if onMask {
 					peaksIn++
 				}
 			}
