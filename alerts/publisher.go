@@ -108,9 +108,15 @@ type Publisher struct {
 // is wrong. An unreachable broker is not: New returns, events are spooled,
 // and connecting goes on in the background.
 func New(ctx context.Context, cfg Config) (*Publisher, error) {
+	// A caller's logger is already labelled (the daemon's carries the
+	// camera); only the default one gets the camera added here.
+	ownLogger := cfg.Logger == nil
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if ownLogger {
+		cfg.Logger = cfg.Logger.With("camera", cfg.Camera)
 	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
@@ -123,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
 		cfg:        cfg,
-		log:        cfg.Logger.With("camera", cfg.Camera),
+		log:        cfg.Logger,
 		topics:     TopicsFor(cfg.TopicPrefix, cfg.Camera),
 		spool:      sp,
 		qos:        byte(cfg.QoS),

@@ -565,7 +565,11 @@ func heatScale(ctx context.Context, ex *features.Extractor, man model.Manifest, 
 		if err != nil {
 			return 0, fmt.Errorf("heatmap of a good part: %w", err)
 		}
-		hi = max(hi, pipeline.Quantile(r.Heat, 0.999))
+		heat := make([]float64, len(r.Heat))
+		for i, v := range r.Heat {
+			heat[i] = float64(v)
+		}
+		hi = max(hi, metrics.Quantile(heat, 0.999))
 	}
 	if hi <= 0 {
 		hi = 1

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sort"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -253,20 +252,4 @@ func FeatureStats(x []float32, n, d int) (mu, sd []float32) {
 		sd[j] = float32(math.Sqrt(v[j] + floor))
 	}
 	return mu, sd
-}
-
-// Quantile of values (not modified), q in [0,1], linear interpolation.
-func Quantile(values []float32, q float64) float64 {
-	if len(values) == 0 {
-		return math.NaN()
-	}
-	s := append([]float32(nil), values...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	pos := q * float64(len(s)-1)
-	lo := int(pos)
-	if lo >= len(s)-1 {
-		return float64(s[len(s)-1])
-	}
-	f := pos - float64(lo)
-	return float64(s[lo])*(1-f) + float64(s[lo+1])*f
 }
