@@ -487,6 +487,16 @@ func Calibrate(ctx context.Context, ex *features.Extractor, backbone string, img
 	if err != nil {
 		return nil, err
 	}
+	return FromCache(ctx, ex, backbone, sha, cache, imgs, cfg, start, prog)
+}
+
+// FromCache is the rest of Calibrate on features already extracted (several
+// methods can then be calibrated on one extraction, as eval does). start is
+// when the calibration began, for the manifest's duration.
+func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string, cache *Cache, imgs []gocv.Mat, cfg Config, start time.Time, prog Progress) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	dim, tv, T := cache.Dim, cache.TrainViews, cache.TestViews
 	n := cache.Images
 

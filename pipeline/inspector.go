@@ -97,6 +97,50 @@ func (in *Inspector) SetThreshold(t float64) { in.thresh = t }
 // SetTransforms overrides T, the number of test transformations.
 func (in *Inspector) SetTransforms(t int) { in.angles = in.man.Transforms.TestAngles(t) }
 
+// Angles are the test rotations in use, in degrees.
+func (in *Inspector) Angles() []float64 { return append([]float64(nil), in.angles...) }
+
+// Vectors returns the raw (unstandardised) pooled feature vectors of img at
+// the given rotations, one row per angle. With ScoreVectors it lets a caller
+// score one extraction at several T or with several models (eval does).
+func (in *Inspector) Vectors(ctx context.Context, img gocv.Mat, angles []float64) ([]float32, error) {
+	part, err := in.Part(img)
+	if err != nil {
+		return nil, err
+	}
+	defer part.Close()
+	views := make([]gocv.Mat, len(angles))
+	for i, a := range angles {
+		views[i] = in.man.Transforms.Apply(part, a, nil)
+	}
+	defer func() {
+		for _, v := range views {
+			v.Close()
+		}
+	}()
+	vecs, _, err := in.ex.Extract(ctx, views, false)
+	return vecs, err
+}
+
+// ScoreVectors is the image score of n raw vectors from Vectors: the mean of
+// the density's scores after standardisation. raw is left unchanged.
+func (in *Inspector) ScoreVectors(raw []float32, n int) (float64, error) {
+	x := append([]float32(nil), raw...)
+	Standardize(x, in.mu, in.sd)
+	var s float64
+	for _, v := range in.dens.Score(x, n) {
+		s += float64(v)
+	}
+	s /= float64(n)
+	if math.IsNaN(s) {
+		return 0, fmt.Errorf("model %s gave a NaN score", in.man.ID)
+	}
+	return s, nil
+}
+
+// Dim is the length of one feature vector.
+func (in *Inspector) Dim() int { return in.ex.Dim() }
+
 // Part crops the region of interest; the caller closes the result.
 func (in *Inspector) Part(img gocv.Mat) (gocv.Mat, error) {
 	if in.roi.Empty() {

@@ -159,6 +159,14 @@ func calibrateMats(ctx context.Context, imgs []gocv.Mat, used []string, cfg cali
 		return nil, err
 	}
 	defer closeRT()
+	prog, done := progressBars(stderr)
+	defer done()
+	return calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, prog)
+}
+
+// progressBars reports calibration stages as progress bars on stderr (bars
+// animate on a terminal, else print sparse lines); done finishes them all.
+func progressBars(stderr io.Writer) (calibration.Progress, func()) {
 	isTerm := false
 	if f, ok := stderr.(*os.File); ok {
 		isTerm = term.IsTerminal(int(f.Fd()))
@@ -173,13 +181,14 @@ func calibrateMats(ctx context.Context, imgs []gocv.Mat, used []string, cfg cali
 		b.Add(1)
 		if done == total {
 			b.Done()
+			delete(bars, stage) // a later calibration starts a fresh bar
 		}
 	}
-	res, err := calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, prog)
-	for _, b := range bars {
-		b.Done()
+	return prog, func() {
+		for _, b := range bars {
+			b.Done()
+		}
 	}
-	return res, err
 }
 
 type multiFlag []string

@@ -98,17 +98,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("no model from eval")
 		return ""
 	}
-	for _, method := range []model.Method{model.Gaussian, model.Flow} {
-		t.Run("eval-"+string(method), func(t *testing.T) {
-			out := filepath.Join(outs, "eval-"+string(method))
-			code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(dataTrain),
-				"--out", out, "--method", string(method))
-			if code != 0 {
-				t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-			}
+	// Both densities from one eval: one extraction of the good parts'
+	// features and of the test images' features serves both.
+	t.Run("eval", func(t *testing.T) {
+		code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(dataTrain),
+			"--out", outs, "--method", "gaussian,flow", "--sweep-t", "1,2")
+		if code != 0 {
+			t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		for _, method := range []model.Method{model.Gaussian, model.Flow} {
+			out := filepath.Join(outs, string(method))
 			s := readSummary(t, out)
-			t.Logf("%s: image AUROC %.4f per class %v pixel AUROC %v threshold %.4g FRR %.3f recall %.3f calibrate %.1f s, %.0f ms/image",
-				method, s.ImageAUROC, s.PerClass, deref(s.PixelAUROC), s.Threshold, s.FalseRejectRate, s.DefectRecall, s.CalibrateSec, s.MsPerImage)
+			t.Logf("%s: image AUROC %.4f per class %v by T %v pixel AUROC %v threshold %.4g FRR %.3f recall %.3f calibrate %.1f s, %.0f ms/image",
+				method, s.ImageAUROC, s.PerClass, s.ByT, deref(s.PixelAUROC), s.Threshold, s.FalseRejectRate, s.DefectRecall, s.CalibrateSec, s.MsPerImage)
 			if s.Method != method || s.TrainImages != dataTrain {
 				t.Errorf("summary says method %s on %d images; asked for %s on %d", s.Method, s.TrainImages, method, dataTrain)
 			}
@@ -121,14 +123,23 @@ func TestEndToEnd(t *testing.T) {
 			if method == def && s.ImageAUROC < minImageAUROC {
 				t.Errorf("default method %s: image AUROC %.4f below %.2f", method, s.ImageAUROC, minImageAUROC)
 			}
+			// The sweep scores the same extraction at other T.
+			for _, T := range []int{1, 2} {
+				if a, ok := s.ByT[T]; !ok || !(a > 0.5 && a <= 1) {
+					t.Errorf("%s: AUROC at T=%d is %v (present %v), want better than chance", method, T, a, ok)
+				}
+			}
+			if s.MsPerImage <= 0 {
+				t.Errorf("%s: time per image %v not measured", method, s.MsPerImage)
+			}
 			for _, f := range []string{"model.zip", "scores.csv", "roc.png", "histogram.png"} {
 				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 					t.Errorf("eval did not write %s: %v", f, err)
 				}
 			}
 			models[method] = filepath.Join(out, "model.zip")
-		})
-	}
+		}
+	})
 
 	t.Run("heat-peak-in-mask", func(t *testing.T) {
 		mpath := pick(t)

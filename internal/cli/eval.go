@@ -14,11 +14,14 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/featcache"
+	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/plots"
+	"github.com/inspectd/inspectd/transform"
 )
 
 // EvalSummary is the JSON `inspectd eval` writes.
@@ -52,7 +55,7 @@ type testImage struct {
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", "Usage: inspectd eval --data CATEGORY_DIR [flags]\n\nCalibrates on CATEGORY/train/good (or uses --model), scores CATEGORY/test/*, prints\nimage AUROC overall and per defect class, pixel AUROC where ground_truth masks exist,\nand writes summary.json, roc.png and histogram.png to --out.\n\nFlags:\n")
+	fs := newFlagSet("eval", "Usage: inspectd eval --data CATEGORY_DIR [flags]\n\nCalibrates on CATEGORY/train/good (or uses --model), scores CATEGORY/test/*, prints\nimage AUROC overall and per defect class, pixel AUROC where ground_truth masks exist,\nand writes summary.json, scores.csv, roc.png and histogram.png to --out. With\n--method flow,gaussian both densities are calibrated on one extraction of the\ngood parts' features and score the same test features (one folder per method).\n\nFlags:\n")
 	data := fs.String("data", "", "category directory in MVTec AD layout")
 	modelPath := fs.String("model", "", "use this model instead of calibrating")
 	trainLimit := fs.Int("train-limit", 16, "good training images to calibrate on (0: all)")
@@ -60,6 +63,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sweep := fs.String("sweep-t", "", "also report image AUROC for these T (comma separated), e.g. 1,4,8,16,64")
 	testLimit := fs.Int("test-limit", 0, "score at most N images per test class (0: all)")
 	pixel := fs.Bool("pixel", true, "compute pixel AUROC where masks exist (needs heatmaps)")
+	cacheDir := fs.String("feature-cache", "", "keep test images' feature vectors in this directory and reuse them in later runs")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -68,124 +72,300 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return fmt.Errorf("%w: --data is required", errUsage)
 	}
+	// --method may name both densities; calibFlags validates one at a time.
+	methodFlag := fs.Lookup("method")
+	methods := stringList(methodFlag.Value.String())
+	if len(methods) == 0 {
+		return fmt.Errorf("%w: --method is empty", errUsage)
+	}
+	if err := methodFlag.Value.Set(methods[0]); err != nil {
+		return err
+	}
 	cfg, err := cfgFn()
 	if err != nil {
 		return err
 	}
+	for _, m := range methods[1:] {
+		c := cfg
+		c.Method = model.Method(m)
+		if err := c.Validate(); err != nil {
+			return err
+		}
+	}
 	if *outDir == "" {
 		*outDir = filepath.Join("out", "eval-"+filepath.Base(filepath.Clean(*data)))
-	}
-	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		return err
 	}
 	tests, err := listTests(*data, *testLimit)
 	if err != nil {
 		return err
 	}
-	sum := EvalSummary{Data: *data, Time: time.Now().UTC(), Counts: map[string]int{}, PerClass: map[string]float64{}}
-
-	mpath := *modelPath
-	if mpath == "" {
-		files, err := calibration.Images([]string{filepath.Join(*data, "train", "good")}, *trainLimit)
-		if err != nil {
-			return err
-		}
-		res, err := calibrateFiles(ctx, files, cfg, stderr)
-		if err != nil {
-			return err
-		}
-		mpath = filepath.Join(*outDir, "model.zip")
-		if err := model.Save(mpath, res.Manifest, res.Tensors); err != nil {
-			return err
-		}
-		sum.CalibrateSec = res.Manifest.Training.Seconds
-	}
-	in, closeFn, err := openModel(mpath)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	man := in.Manifest()
-	sum.Model, sum.Method, sum.TrainImages, sum.Threshold = man.ID, man.Method, man.Training.Images, man.Threshold.Value
-	if cfg.TestViews != man.TestTransforms {
-		in.SetTransforms(cfg.TestViews)
-	}
-	sum.Transforms = cfg.TestViews
-
 	var sweepT []int
 	if *sweep != "" {
 		if sweepT, err = intList(*sweep); err != nil {
 			return fmt.Errorf("--sweep-t: %w", err)
 		}
-		sum.ByT = map[int]float64{}
 	}
-	sweepScores := map[int][]float64{}
-	pix := metrics.NewAdaptivePixelAUROC(metrics.DefaultPixelBins)
-	var peaks, peaksIn int
-	var ms []float64
+
+	var runs []*evalRun
+	if *modelPath != "" {
+		in, closeFn, err := openModel(*modelPath)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		runs = []*evalRun{{in: in, dir: *outDir, sum: EvalSummary{Model: *modelPath}}}
+	} else {
+		files, err := calibration.Images([]string{filepath.Join(*data, "train", "good")}, *trainLimit)
+		if err != nil {
+			return err
+		}
+		ex, backbone, closeRT, err := openExtractor(cfg.Features)
+		if err != nil {
+			return err
+		}
+		defer closeRT()
+		if runs, err = calibrateEach(ctx, ex, backbone, files, cfg, methods, *outDir, stderr); err != nil {
+			return err
+		}
+	}
+	for _, r := range runs {
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return err
+		}
+		man := r.in.Manifest()
+		r.in.SetTransforms(cfg.TestViews)
+		r.sum = EvalSummary{Data: *data, Time: time.Now().UTC(), Counts: map[string]int{}, PerClass: map[string]float64{},
+			Model: man.ID, Method: man.Method, TrainImages: man.Training.Images, Threshold: man.Threshold.Value,
+			Transforms: cfg.TestViews, CalibrateSec: r.sum.CalibrateSec}
+		r.byT = map[int][]float64{}
+		r.pix = metrics.NewAdaptivePixelAUROC(metrics.DefaultPixelBins)
+		if len(sweepT) > 0 {
+			r.sum.ByT = map[int]float64{}
+		}
+	}
+
+	// One extraction per (image, angle) serves every method and every T.
+	first := runs[0].in
+	Ts := append([]int{cfg.TestViews}, sweepT...)
+	angles, index := unionAngles(first.Manifest().Transforms, Ts)
+	vectors := func(path string, want []float64) ([]float32, error) {
+		img, err := imageops.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		defer img.Close()
+		return first.Vectors(ctx, img, want)
+	}
+	if *cacheDir != "" {
+		man := first.Manifest()
+		tr := man.Transforms
+		tr.Brightness, tr.Contrast, tr.Saturation = 0, 0, 0 // test views are never jittered
+		fc, err := featcache.Open(*cacheDir, first.Dim(), struct {
+			Backbone   string
+			Features   any
+			Transforms any
+			ROI        string
+		}{man.Backbone.SHA256, man.Features, tr, man.ROI})
+		if err != nil {
+			return err
+		}
+		direct := vectors
+		vectors = func(path string, want []float64) ([]float32, error) {
+			return fc.Vectors(path, want, func(missing []float64) ([]float32, error) { return direct(path, missing) })
+		}
+	}
+	dim := first.Dim()
 	for i := range tests {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		t := &tests[i]
-		img, err := imageops.ReadFile(t.path)
-		if err != nil {
-			return err
-		}
-		withHeat := *pixel && t.mask != ""
-		res, err := in.Inspect(ctx, img, withHeat)
-		if err == nil && withHeat {
-			var onMask bool
-			onMask, err = addPixels(pix, in, img, res.Heat, t.mask)
-			if t.class != "good" {
-				peaks++
-				if onMask {
-					peaksIn++
-				}
-			}
-		}
-		if err == nil && len(sweepT) > 0 {
-			for _, T := range sweepT {
-				var s float64
-				s, err = scoreAtT(ctx, in, img, T)
-				sweepScores[T] = append(sweepScores[T], s)
-			}
-			// Back to the T under evaluation before the next image.
-			in.SetTransforms(cfg.TestViews)
-		}
-		img.Close()
+		raw, err := vectors(t.path, angles)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
 		}
-		t.score = res.Score
-		ms = append(ms, float64(res.Elapsed.Microseconds())/1000)
+		for _, r := range runs {
+			for _, T := range Ts {
+				sel := make([]float32, 0, len(index[T])*dim)
+				for _, k := range index[T] {
+					sel = append(sel, raw[k*dim:(k+1)*dim]...)
+				}
+				s, err := r.in.ScoreVectors(sel, len(index[T]))
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.path, err)
+				}
+				r.byT[T] = append(r.byT[T], s)
+			}
+		}
+		// Heatmaps (masks) and timing need a whole inspection.
+		withHeat := *pixel && t.mask != ""
+		if withHeat || i < timedImages {
+			if err := inspectAgain(ctx, runs, t, withHeat); err != nil {
+				return fmt.Errorf("%s: %w", t.path, err)
+			}
+		}
 		if (i+1)%50 == 0 {
 			fmt.Fprintf(stderr, "eval: scored %d/%d\n", i+1, len(tests))
 		}
 	}
-	sum.MsPerImage = metrics.Median(ms)
+	for _, r := range runs {
+		if err := r.finish(tests, cfg.TestViews, sweepT); err != nil {
+			return err
+		}
+		printSummary(stdout, r.sum, r.dir)
+	}
+	return nil
+}
 
-	scores := make([]float64, len(tests))
+// timedImages are inspected whole (backbone included) to report the time per
+// image, since the scores themselves come from one shared extraction.
+const timedImages = 10
+
+// evalRun is one model under evaluation.
+type evalRun struct {
+	in    *pipeline.Inspector
+	dir   string
+	sum   EvalSummary
+	byT   map[int][]float64 // scores in test order, per T
+	pix   *metrics.PixelAUROC
+	peaks int
+	in2   int // peaks on the mask
+	ms    []float64
+}
+
+// calibrateEach extracts the good parts' features once and calibrates one
+// model per method on them, saving each as model.zip (in a folder per method
+// when there are several).
+func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string, files []string, cfg calibration.Config, methods []string, outDir string, stderr io.Writer) ([]*evalRun, error) {
+	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, m := range imgs {
+			m.Close()
+		}
+	}()
+	sha, err := model.FileSHA256(backbone)
+	if err != nil {
+		return nil, fmt.Errorf("backbone: %w", err)
+	}
+	prog, done := progressBars(stderr)
+	defer done()
+	start := time.Now()
+	cache, err := calibration.BuildCache(ctx, ex, imgs, used, cfg, prog)
+	if err != nil {
+		return nil, err
+	}
+	extract := time.Since(start)
+	var runs []*evalRun
+	for _, m := range methods {
+		c := cfg
+		c.Method = model.Method(m)
+		res, err := calibration.FromCache(ctx, ex, backbone, sha, cache, imgs, c, time.Now().Add(-extract), prog)
+		if err != nil {
+			return nil, fmt.Errorf("calibrating %s: %w", m, err)
+		}
+		dir := outDir
+		if len(methods) > 1 {
+			dir = filepath.Join(outDir, m)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := model.Save(filepath.Join(dir, "model.zip"), res.Manifest, res.Tensors); err != nil {
+			return nil, err
+		}
+		in, err := pipeline.NewInspector(model.FromTensors(res.Manifest, res.Tensors), ex, sha)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, &evalRun{in: in, dir: dir, sum: EvalSummary{CalibrateSec: res.Manifest.Training.Seconds}})
+	}
+	return runs, nil
+}
+
+// unionAngles lists every test rotation the Ts need once, and for each T the
+// indexes of its rotations in that list.
+func unionAngles(tr transform.Config, Ts []int) ([]float64, map[int][]int) {
+	var all []float64
+	at := map[float64]int{}
+	index := map[int][]int{}
+	for _, T := range Ts {
+		if _, ok := index[T]; ok {
+			continue
+		}
+		for _, a := range tr.TestAngles(T) {
+			k, ok := at[a]
+			if !ok {
+				k = len(all)
+				at[a] = k
+				all = append(all, a)
+			}
+			index[T] = append(index[T], k)
+		}
+	}
+	return all, index
+}
+
+// inspectAgain runs each model's whole inspection of one test image, for
+// its heatmap (when the image has a mask) and its time.
+func inspectAgain(ctx context.Context, runs []*evalRun, t *testImage, withHeat bool) error {
+	img, err := imageops.ReadFile(t.path)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	for _, r := range runs {
+		res, err := r.in.Inspect(ctx, img, withHeat)
+		if err != nil {
+			return err
+		}
+		r.ms = append(r.ms, float64(res.Elapsed.Microseconds())/1000)
+		if !withHeat {
+			continue
+		}
+		onMask, err := addPixels(r.pix, r.in, img, res.Heat, t.mask)
+		if err != nil {
+			return err
+		}
+		if t.class != "good" {
+			r.peaks++
+			if onMask {
+				r.in2++
+			}
+		}
+	}
+	return nil
+}
+
+// finish computes the run's summary from its scores and writes its outputs.
+func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
+	sum := &r.sum
+	sum.MsPerImage = metrics.Median(r.ms)
+	scores := r.byT[T]
 	labels := make([]bool, len(tests))
 	byClass := map[string][]float64{}
 	var good []float64
 	var rejected, caught, nDefect int
 	for i, t := range tests {
-		scores[i], labels[i] = t.score, t.class != "good"
-		byClass[t.class] = append(byClass[t.class], t.score)
+		s := scores[i]
+		labels[i] = t.class != "good"
+		byClass[t.class] = append(byClass[t.class], s)
 		sum.Counts[t.class]++
 		if t.class == "good" {
-			good = append(good, t.score)
-			if t.score > sum.Threshold {
+			good = append(good, s)
+			if s > sum.Threshold {
 				rejected++
 			}
 		} else {
 			nDefect++
-			if t.score > sum.Threshold {
+			if s > sum.Threshold {
 				caught++
 			}
 		}
 	}
+	var err error
 	if sum.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
 		return fmt.Errorf("image AUROC: %w", err)
 	}
@@ -204,32 +384,24 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			sum.PerClass[class] = a
 		}
 	}
-	for _, T := range sweepT {
-		if a, err := metrics.AUROC(sweepScores[T], labels); err == nil {
-			sum.ByT[T] = a
+	for _, t := range sweepT {
+		if a, err := metrics.AUROC(r.byT[t], labels); err == nil {
+			sum.ByT[t] = a
 		}
 	}
-	if peaks > 0 {
-		f := float64(peaksIn) / float64(peaks)
+	if r.peaks > 0 {
+		f := float64(r.in2) / float64(r.peaks)
 		sum.PeakInMask = &f
 	}
-	if d, _ := pix.Counts(); d > 0 {
-		if a, err := pix.AUROC(); err == nil {
+	if d, _ := r.pix.Counts(); d > 0 {
+		if a, err := r.pix.AUROC(); err == nil {
 			sum.PixelAUROC = &a
 		}
 	}
-	if err := writeEvalOutputs(*outDir, sum, tests, scores, labels, byClass); err != nil {
-		return err
+	for i := range tests {
+		tests[i].score = scores[i]
 	}
-	printSummary(stdout, sum, *outDir)
-	return nil
-}
-
-// scoreAtT scores img with T transformations (for the AUROC-against-T sweep).
-func scoreAtT(ctx context.Context, in *pipeline.Inspector, img gocv.Mat, T int) (float64, error) {
-	in.SetTransforms(T)
-	r, err := in.Inspect(ctx, img, false)
-	return r.Score, err
+	return writeEvalOutputs(r.dir, *sum, tests, scores, labels, byClass)
 }
 
 // addPixels compares the heatmap with the ground-truth mask at the mask's
