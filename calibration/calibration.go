@@ -59,6 +59,7 @@ type Config struct {
 	LR           float64
 	WeightDecay  float64
 	Whiten       bool    // flow on vectors whitened by a shrunk Gaussian (see pipeline.FlowMethod)
+	CrossFit     int     // >1: the flow learns from rows whitened by Gaussians fitted without their image (k folds)
 	Noise        float64 // std of Gaussian noise added to standardised training vectors, fresh each epoch
 	ValFraction  float64 // fraction of images held out to pick the flow's epoch count
 	Refit        bool    // retrain on all images for the picked epoch count
@@ -328,6 +329,12 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 				return nil, fmt.Errorf("fitting the whitening Gaussian: %w", err)
 			}
 			in = g.Whiten(xs, n)
+			if cfg.CrossFit > 1 {
+				var err error
+				if in, err = crossWhiten(xs, n, dim, cfg.TrainViews, cfg.CrossFit, seed); err != nil {
+					return nil, err
+				}
+			}
 		}
 		f, fc, st, err := fitFlow(ctx, in, n, dim, cfg, seed, prog)
 		if err != nil {
@@ -342,6 +349,33 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 		fit.Epochs, fit.FinalLoss = st.Epochs, st.FinalLoss
 	}
 	return fit, nil
+}
+
+// crossWhiten whitens each image's rows with a Gaussian fitted without that
+// image (k folds of whole images). In-sample whitened rows are tighter than
+// new good parts will be — most of all in the directions the few images
+// barely span — so a flow trained on them learns a density that is too
+// narrow exactly where it matters; cross-fitted rows look like the
+// out-of-sample parts it will score.
+func crossWhiten(xs []float32, n, dim, views, k int, seed int64) ([]float32, error) {
+	views = max(views, 1)
+	images := n / views
+	if images < 2 || n%views != 0 {
+		return nil, fmt.Errorf("cross-fitted whitening needs whole images: %d rows, %d views", n, views)
+	}
+	out := make([]float32, len(xs))
+	for _, test := range metrics.KFold(images, min(k, images), seed) {
+		train := metrics.TrainIndices(images, test)
+		g, err := gaussian.Fit(rows(xs, train, views, dim), len(train)*views, dim)
+		if err != nil {
+			return nil, fmt.Errorf("fitting a cross-fitted whitening Gaussian: %w", err)
+		}
+		w := g.Whiten(rows(xs, test, views, dim), len(test)*views)
+		for j, i := range test {
+			copy(out[i*views*dim:(i+1)*views*dim], w[j*views*dim:(j+1)*views*dim])
+		}
+	}
+	return out, nil
 }
 
 // flowStats is what fitFlow reports about its training.
@@ -432,6 +466,7 @@ func trainFlow(ctx context.Context, fc flow.Config, x []float32, n int, val []fl
 		if prog != nil {
 			prog("train", e, epochs)
 		}
+		slog.Debug("flow epoch", "epoch", e, "train_loss", st.FinalLoss, "val_loss", last, "val", nval > 0)
 		if last < bestLoss-1e-4 {
 			bestLoss, bestEpoch, since = last, e, 0
 			for i, p := range params {
@@ -544,6 +579,11 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 		{Name: pipeline.TensorFeatureMean, Shape: []int{dim}, Data: fit.Mu},
 		{Name: pipeline.TensorFeatureStd, Shape: []int{dim}, Data: fit.Sd},
 	}, fit.Tensors...)
+	base, err := pipeline.Baselines(ctx, ex, imgs)
+	if err != nil {
+		return nil, err
+	}
+	tensors = append(tensors, base...)
 	if man.HeatmapGood, err = heatScale(ctx, ex, man, tensors, imgs); err != nil {
 		return nil, err
 	}

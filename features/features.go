@@ -110,6 +110,9 @@ func (e *Extractor) Dim() int {
 	return d * len(e.cfg.Scales)
 }
 
+// Channels is the number of channels of tap t.
+func (e *Extractor) Channels(t int) int { return e.channels[t] }
+
 // Offset is where the pooled vector of (scale, tap) starts in a feature vector.
 func (e *Extractor) Offset(scale, tap int) int {
 	per := 0

@@ -42,6 +42,7 @@ type Inspector struct {
 	roi     image.Rectangle
 	thresh  float64
 	heatSig float64
+	base    [][][]float32 // good parts' mean maps [scale][tap], C x H x W; nil: pooled mean
 }
 
 // NewExtractor opens the feature extractor a model needs on a runtime that
@@ -80,6 +81,9 @@ func NewInspector(m *model.Model, ex *features.Extractor, backboneSHA string) (*
 	}
 	in := &Inspector{man: man, ex: ex, dens: dens, mu: mu.Data, sd: sd.Data,
 		angles: man.Transforms.TestAngles(man.TestTransforms), thresh: man.Threshold.Value, heatSig: man.HeatmapSigma}
+	if in.base, err = loadBaselines(m, ex); err != nil {
+		return nil, err
+	}
 	if man.ROI != "" {
 		if in.roi, err = imageops.ParseROI(man.ROI); err != nil {
 			return nil, fmt.Errorf("model %s: %w", man.ID, err)
@@ -197,9 +201,10 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 // heatmap attributes the score to positions: for each transformation and
 // backbone map, the score's gradient with respect to the pooled vector (in
 // raw feature units) dotted with each position's deviation from the good
-// parts' mean — a first-order Taylor term around a typical good part, so a
-// position that looks typical contributes nothing whether its activation is
-// high or low. Maps are resized, un-rotated, averaged and blurred.
+// parts' mean at that position (see baseline.go) — a first-order Taylor term
+// around a typical good part, so a position that looks as good parts look
+// there contributes nothing whether its activation is high or low. Maps are
+// resized, un-rotated, averaged and blurred.
 func (in *Inspector) heatmap(dx []float32, maps [][]features.Map) []float32 {
 	dim := in.ex.Dim()
 	acc := make([]float32, HeatSize*HeatSize)
@@ -209,21 +214,41 @@ func (in *Inspector) heatmap(dx []float32, maps [][]features.Map) []float32 {
 		for _, m := range maps[i] {
 			off := in.ex.Offset(m.Scale, m.Tap)
 			hw := m.H * m.W
-			small := make([]float32, hw)
+			// view: gradient . activation in the view's frame; ref: what
+			// the good parts' mean contributes, in the part's frame.
+			view := make([]float32, hw)
+			ref := make([]float32, hw)
+			var base []float32
+			if in.base != nil {
+				base = in.base[m.Scale][m.Tap]
+			}
+			if len(base) != len(m.Data) {
+				base = nil // the view's map has another size: pooled mean
+			}
 			for c := 0; c < m.C; c++ {
 				gc := g[off+c] / in.sd[off+c]
-				mc := in.mu[off+c]
 				plane := m.Data[c*hw : (c+1)*hw]
 				for p, v := range plane {
-					small[p] += gc * (v - mc)
+					view[p] += gc * v
+				}
+				if base == nil {
+					mc := gc * in.mu[off+c]
+					for p := range ref {
+						ref[p] += mc
+					}
+					continue
+				}
+				for p, v := range base[c*hw : (c+1)*hw] {
+					ref[p] += gc * v
 				}
 			}
-			big := imageops.ResizeMap(small, m.H, m.W, HeatSize, HeatSize)
+			big := imageops.ResizeMap(view, m.H, m.W, HeatSize, HeatSize)
 			if a != 0 {
 				big = imageops.RotateMap(big, HeatSize, HeatSize, -a)
 			}
+			bigRef := imageops.ResizeMap(ref, m.H, m.W, HeatSize, HeatSize)
 			for p, v := range big {
-				acc[p] += v
+				acc[p] += v - bigRef[p]
 			}
 			count++
 		}

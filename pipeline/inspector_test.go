@@ -350,3 +350,71 @@ func tensorsOf(m *model.Model) []model.Tensor {
 	}
 	return ts
 }
+
+// TestHeatBaselines checks the per-position reference of the heatmap: a part
+// whose maps equal the stored good-part means gets no heat at all, while the
+// pooled-mean fallback (models without baselines) does give it heat; badly
+// shaped baselines are refused.
+func TestHeatBaselines(t *testing.T) {
+	testenv.RequireORT(t)
+	fx := calibrate(t, model.Gaussian)
+	fc := fx.model.Manifest.Features
+	for s := range fc.Scales {
+		for tp := range fc.Taps {
+			tn, err := fx.model.Tensor(pipeline.BaselineTensor(s, tp))
+			if err != nil {
+				t.Fatalf("calibrated model lacks baseline: %v", err)
+			}
+			if len(tn.Shape) != 3 || tn.Shape[0] != fx.ex.Channels(tp) || tn.Shape[1]*fc.Scales[s] == 0 {
+				t.Errorf("baseline %s has shape %v", tn.Name, tn.Shape)
+			}
+		}
+	}
+	part := goodImages(t, 1, heldSeed)[0]
+	own, err := pipeline.Baselines(context.Background(), fx.ex, []gocv.Mat{part})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTensors := func(replace []model.Tensor, drop bool) *model.Model {
+		ts := map[string]model.Tensor{}
+		for k, v := range fx.model.Tensors {
+			if drop && strings.HasPrefix(k, "heat.") {
+				continue
+			}
+			ts[k] = v
+		}
+		for _, r := range replace {
+			ts[r.Name] = r
+		}
+		return &model.Model{Manifest: fx.model.Manifest, Tensors: ts}
+	}
+	peak := func(m *model.Model) float32 {
+		in := inspector(t, m, fx.ex, fx.sha)
+		in.SetTransforms(1) // the untransformed view only
+		r, err := in.Inspect(context.Background(), part, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p float32
+		for _, v := range r.Heat {
+			p = max(p, v)
+		}
+		return p
+	}
+	if p := peak(withTensors(own, false)); p > 1e-6 {
+		t.Errorf("part equal to the baseline: heat peak %g, want 0", p)
+	}
+	if p := peak(withTensors(nil, true)); p <= 1e-6 {
+		t.Errorf("pooled-mean fallback: heat peak %g, want the part's own structure to show", p)
+	}
+	bad := own[0]
+	bad.Shape = []int{bad.Shape[0] + 1, bad.Shape[1], bad.Shape[2]}
+	if _, err := pipeline.NewInspector(withTensors([]model.Tensor{bad}, false), fx.ex, fx.sha); err == nil || !strings.Contains(err.Error(), bad.Name) {
+		t.Errorf("wrongly shaped baseline: error %v, want one naming %s", err, bad.Name)
+	}
+	partial := withTensors(nil, false)
+	delete(partial.Tensors, own[0].Name)
+	if _, err := pipeline.NewInspector(partial, fx.ex, fx.sha); err == nil {
+		t.Error("model missing one baseline of several was accepted")
+	}
+}
