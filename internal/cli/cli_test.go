@@ -102,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	// features and of the test images' features serves both.
 	t.Run("eval", func(t *testing.T) {
 		code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(dataTrain),
-			"--out", outs, "--method", "gaussian,flow", "--sweep-t", "1,2")
+			"--out", outs, "--method", "gaussian,flow", "--sweep-t", "1,2,8")
 		if code != 0 {
 			t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
@@ -123,11 +123,15 @@ func TestEndToEnd(t *testing.T) {
 			if method == def && s.ImageAUROC < minImageAUROC {
 				t.Errorf("default method %s: image AUROC %.4f below %.2f", method, s.ImageAUROC, minImageAUROC)
 			}
-			// The sweep scores the same extraction at other T.
-			for _, T := range []int{1, 2} {
+			// The sweep scores the same extraction at other T; T=8 is
+			// also the T under evaluation, so its AUROC is the headline's.
+			for _, T := range []int{1, 2, 8} {
 				if a, ok := s.ByT[T]; !ok || !(a > 0.5 && a <= 1) {
 					t.Errorf("%s: AUROC at T=%d is %v (present %v), want better than chance", method, T, a, ok)
 				}
+			}
+			if s.ByT[8] != s.ImageAUROC {
+				t.Errorf("%s: AUROC at T=8 %v in the sweep, %v as the headline at T=8", method, s.ByT[8], s.ImageAUROC)
 			}
 			if s.MsPerImage <= 0 {
 				t.Errorf("%s: time per image %v not measured", method, s.MsPerImage)

@@ -146,8 +146,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// One extraction per (image, angle) serves every method and every T.
 	first := runs[0].in
-	Ts := append([]int{cfg.TestViews}, sweepT...)
-	angles, index := unionAngles(first.Manifest().Transforms, Ts)
+	angles, index := unionAngles(first.Manifest().Transforms, append([]int{cfg.TestViews}, sweepT...))
 	vectors := func(path string, want []float64) ([]float32, error) {
 		img, err := imageops.ReadFile(path)
 		if err != nil {
@@ -185,7 +184,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%s: %w", t.path, err)
 		}
 		for _, r := range runs {
-			for _, T := range Ts {
+			for T := range index {
 				sel := make([]float32, 0, len(index[T])*dim)
 				for _, k := range index[T] {
 					sel = append(sel, raw[k*dim:(k+1)*dim]...)
