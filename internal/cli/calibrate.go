@@ -41,7 +41,6 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	whiten := fs.Bool("whiten", d.Whiten, "flow on features whitened by a shrunk Gaussian (starts as the Gaussian baseline)")
 	valFrac := fs.Float64("val-fraction", d.ValFraction, "share of good images held out to choose the flow's epoch count (0: train all epochs)")
 	patience := fs.Int("patience", d.Patience, "epochs without improvement on the held-out images before stopping")
-	crossFit := fs.Int("cross-fit", d.CrossFit, "with --whiten: folds of images whose rows the flow sees whitened by a Gaussian fitted without them (0: off)")
 	noise := fs.Float64("noise", d.Noise, "std of noise added to training features each epoch (flow regularisation)")
 	frr := fs.Float64("frr", d.TargetFRR, "target false-reject rate of good parts for the threshold")
 	folds := fs.Int("folds", d.Folds, "folds for out-of-sample good scores")
@@ -62,7 +61,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 		c.TrainViews, c.TestViews, c.Method = *trainViews, *T, model.Method(*method)
 		c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth, c.Flow.Clamp = *blocks, *hidden, *depth, *clamp
 		c.MaxEpochs, c.LR, c.TargetFRR, c.Folds = *epochs, *lr, *frr, *folds
-		c.Whiten, c.Noise, c.CrossFit = *whiten, *noise, *crossFit
+		c.Whiten, c.Noise = *whiten, *noise
 		c.ValFraction, c.Patience = *valFrac, *patience
 		c.ThresholdBy, c.ROI, c.Seed = metrics.ThresholdMethod(*thr), *roi, *seed
 		return c, c.Validate()
