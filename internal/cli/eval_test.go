@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/synth"
+	"github.com/inspectd/inspectd/transform"
+)
+
+// unionAngles decides how many backbone runs an eval sweep costs: every
+// rotation once, and each T scoring exactly its own rotations.
+func TestUnionAngles(t *testing.T) {
+	small := transform.Config{Mode: transform.Small, MaxAngle: 10}
+	cases := []struct {
+		name     string
+		tr       transform.Config
+		Ts       []int
+		wantRuns int
+	}{
+		{"rotations nest", transform.Config{Mode: transform.Rotate}, []int{8, 1, 4, 16, 64}, 64},
+		{"small angles share the ends", small, []int{8, 1, 4}, 8 + 1 + 2},
+		{"repeated T counted once", small, []int{8, 8, 8}, 8},
+		{"no transformations", transform.Config{Mode: transform.None}, []int{8, 64}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			all, index := unionAngles(c.tr, c.Ts)
+			if len(all) != c.wantRuns {
+				t.Errorf("%d rotations %v, want %d", len(all), all, c.wantRuns)
+			}
+			for _, T := range c.Ts {
+				want := c.tr.TestAngles(T)
+				got := index[T]
+				if len(got) != len(want) {
+					t.Fatalf("T=%d: %d indexes, want %d", T, len(got), len(want))
+				}
+				for i, k := range got {
+					if all[k] != want[i] {
+						t.Errorf("T=%d: rotation %d is %g, want %g", T, i, all[k], want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestEvalFeatureCache runs eval three times on one small data set: with an
+// empty feature cache, with the filled one, and without; the scores must be
+// identical and the cache must hold one entry per (test image, rotation).
+func TestEvalFeatureCache(t *testing.T) {
+	realBackbone(t)
+	data := filepath.Join(t.TempDir(), "set")
+	const nGood, perKind = 3, 1
+	if err := synth.WriteDataset(data, calibration.MinImages, nGood, perKind, 96, 5); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	evalScores := func(out string, extra ...string) string {
+		args := append([]string{"eval", "--data", data, "--train-limit", "0", "--method", "gaussian",
+			"--transforms", "2", "--sweep-t", "1", "--out", out}, extra...)
+		code, stdout, stderr := run(t, args...)
+		if code != 0 {
+			t.Fatalf("eval %v: exit %d\n%s\n%s", extra, code, stdout, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "scores.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	dir := t.TempDir()
+	first := evalScores(filepath.Join(dir, "1"), "--feature-cache", cache)
+	entries := 0
+	filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".f32") {
+			entries++
+		}
+		return nil
+	})
+	// T=2 within +-10 degrees is -10 and 10; T=1 is 0: three rotations.
+	if want := (nGood + perKind*len(synth.Kinds)) * 3; entries != want {
+		t.Errorf("cache holds %d entries, want %d", entries, want)
+	}
+	if again := evalScores(filepath.Join(dir, "2"), "--feature-cache", cache); again != first {
+		t.Errorf("scores from the filled cache differ:\n%s\nvs\n%s", again, first)
+	}
+	if direct := evalScores(filepath.Join(dir, "3")); direct != first {
+		t.Errorf("scores without the cache differ:\n%s\nvs\n%s", direct, first)
+	}
+}
