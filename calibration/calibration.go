@@ -115,6 +115,7 @@ type Config struct {
 //     directions defects show in
 //   - colour jitter 0.2 (both methods): mono 0.905 vs 0.905, poly 0.821 vs
 //     0.822 (helps mono, hurts poly)
+//
 // With noise 1.0 the training loss barely moves (the noise is as large as
 // the structure there is to learn) and held-out images pick 2-9 epochs: the
 // flow is a small learnt correction to the Gaussian, which is all 16 images
