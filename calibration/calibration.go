@@ -276,23 +276,58 @@ func LoadImages(files []string, roi string) ([]gocv.Mat, []string, error) {
 	return mats, used, nil
 }
 
+// VectorStore keeps feature vectors of image files between runs (eval's
+// --feature-cache); featcache.Cache is one.
+type VectorStore interface {
+	Vectors(path string, angles []float64, compute func(angles []float64) ([]float32, error)) ([]float32, error)
+}
+
 // BuildCache runs the backbone once per (image, view).
 func BuildCache(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat, files []string, cfg Config, prog Progress) (*Cache, error) {
+	return BuildCacheWith(ctx, ex, imgs, files, cfg, nil, prog)
+}
+
+// BuildCacheWith is BuildCache taking vectors from store when it has them.
+// Views are drawn exactly as without a store, so the result is the same;
+// colour jitter makes views that an angle does not name, so with jitter
+// the store is not used.
+func BuildCacheWith(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat, files []string, cfg Config, store VectorStore, prog Progress) (*Cache, error) {
 	c := &Cache{Dim: ex.Dim(), Images: len(imgs), TrainViews: cfg.TrainViews, TestViews: cfg.TestViews, Files: files}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
 	test := cfg.Transforms.TestAngles(cfg.TestViews)
 	c.TestViews = len(test)
+	if cfg.Transforms.Jitters() {
+		store = nil
+	}
 	for i, img := range imgs {
-		views := make([]gocv.Mat, 0, cfg.TrainViews+len(test))
+		// Angles and jitter draw from rng in this order in every mode, so a
+		// seed gives the same views with or without a store.
+		var views []gocv.Mat
+		angles := make([]float64, 0, cfg.TrainViews+len(test))
 		for v := 0; v < cfg.TrainViews; v++ {
-			views = append(views, cfg.Transforms.Apply(img, cfg.Transforms.TrainAngle(rng), rng))
+			a := cfg.Transforms.TrainAngle(rng)
+			angles = append(angles, a)
+			if store == nil {
+				views = append(views, cfg.Transforms.Apply(img, a, rng))
+			}
 		}
-		for _, a := range test {
-			views = append(views, cfg.Transforms.Apply(img, a, nil))
+		angles = append(angles, test...)
+		extract := func(want []float64) ([]float32, error) {
+			for _, a := range want[len(views):] {
+				views = append(views, cfg.Transforms.Apply(img, a, nil))
+			}
+			vecs, _, err := ex.Extract(ctx, views, false)
+			for _, v := range views {
+				v.Close()
+			}
+			return vecs, err
 		}
-		vecs, _, err := ex.Extract(ctx, views, false)
-		for _, v := range views {
-			v.Close()
+		var vecs []float32
+		var err error
+		if store != nil {
+			vecs, err = store.Vectors(files[i], angles, extract)
+		} else {
+			vecs, err = extract(angles)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("features of %s: %w", files[i], err)

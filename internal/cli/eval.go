@@ -63,7 +63,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sweep := fs.String("sweep-t", "", "also report image AUROC for these T (comma separated), e.g. 1,4,8,16,64")
 	testLimit := fs.Int("test-limit", 0, "score at most N images per test class (0: all)")
 	pixel := fs.Bool("pixel", true, "compute pixel AUROC where masks exist (needs heatmaps)")
-	cacheDir := fs.String("feature-cache", "", "keep test images' feature vectors in this directory and reuse them in later runs")
+	cacheDir := fs.String("feature-cache", "", "keep feature vectors of the training and test images in this directory and reuse them in later runs")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -124,7 +124,17 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer closeRT()
-		if runs, err = calibrateEach(ctx, ex, backbone, files, cfg, methods, *outDir, stderr); err != nil {
+		var store calibration.VectorStore
+		if *cacheDir != "" {
+			sha, err := model.FileSHA256(backbone)
+			if err != nil {
+				return fmt.Errorf("backbone: %w", err)
+			}
+			if store, err = openFeatureCache(*cacheDir, ex.Dim(), sha, cfg.Features, cfg.Transforms, cfg.ROI); err != nil {
+				return err
+			}
+		}
+		if runs, err = calibrateEach(ctx, ex, backbone, files, cfg, methods, *outDir, store, stderr); err != nil {
 			return err
 		}
 	}
@@ -157,14 +167,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *cacheDir != "" {
 		man := first.Manifest()
-		tr := man.Transforms
-		tr.Brightness, tr.Contrast, tr.Saturation = 0, 0, 0 // test views are never jittered
-		fc, err := featcache.Open(*cacheDir, first.Dim(), struct {
-			Backbone   string
-			Features   any
-			Transforms any
-			ROI        string
-		}{man.Backbone.SHA256, man.Features, tr, man.ROI})
+		fc, err := openFeatureCache(*cacheDir, first.Dim(), man.Backbone.SHA256, man.Features, man.Transforms, man.ROI)
 		if err != nil {
 			return err
 		}
@@ -235,7 +238,7 @@ type evalRun struct {
 // calibrateEach extracts the good parts' features once and calibrates one
 // model per method on them, saving each as model.zip (in a folder per method
 // when there are several).
-func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string, files []string, cfg calibration.Config, methods []string, outDir string, stderr io.Writer) ([]*evalRun, error) {
+func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string, files []string, cfg calibration.Config, methods []string, outDir string, store calibration.VectorStore, stderr io.Writer) ([]*evalRun, error) {
 	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
 	if err != nil {
 		return nil, err
@@ -252,7 +255,7 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string,
 	prog, done := progressBars(stderr)
 	defer done()
 	start := time.Now()
-	cache, err := calibration.BuildCache(ctx, ex, imgs, used, cfg, prog)
+	cache, err := calibration.BuildCacheWith(ctx, ex, imgs, used, cfg, store, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +285,19 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string,
 		runs = append(runs, &evalRun{in: in, dir: dir, sum: EvalSummary{CalibrateSec: res.Manifest.Training.Seconds}})
 	}
 	return runs, nil
+}
+
+// openFeatureCache opens the feature cache for one extraction setup. Test
+// views are never jittered, so jitter is not part of the key (training views
+// with jitter bypass the cache).
+func openFeatureCache(dir string, dim int, backboneSHA string, fc features.Config, tr transform.Config, roi string) (*featcache.Cache, error) {
+	tr.Brightness, tr.Contrast, tr.Saturation = 0, 0, 0
+	return featcache.Open(dir, dim, struct {
+		Backbone   string
+		Features   features.Config
+		Transforms transform.Config
+		ROI        string
+	}{backboneSHA, fc, tr, roi})
 }
 
 // unionAngles lists every test rotation the Ts need once, and for each T the

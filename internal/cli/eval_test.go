@@ -50,8 +50,9 @@ func TestUnionAngles(t *testing.T) {
 }
 
 // TestEvalFeatureCache runs eval three times on one small data set: with an
-// empty feature cache, with the filled one, and without; the scores must be
-// identical and the cache must hold one entry per (test image, rotation).
+// empty feature cache, with the filled one, and without; the scores (so the
+// calibrations too) must be identical and the cache must hold one entry per
+// (image, rotation).
 func TestEvalFeatureCache(t *testing.T) {
 	realBackbone(t)
 	data := filepath.Join(t.TempDir(), "set")
@@ -82,8 +83,11 @@ func TestEvalFeatureCache(t *testing.T) {
 		}
 		return nil
 	})
-	// T=2 within +-10 degrees is -10 and 10; T=1 is 0: three rotations.
-	if want := (nGood + perKind*len(synth.Kinds)) * 3; entries != want {
+	// Test images: T=2 within +-10 degrees is -10 and 10, T=1 is 0: three
+	// rotations. Training images: their random views and the two test ones.
+	test := (nGood + perKind*len(synth.Kinds)) * 3
+	train := calibration.MinImages * (calibration.Defaults().TrainViews + 2)
+	if want := test + train; entries != want {
 		t.Errorf("cache holds %d entries, want %d", entries, want)
 	}
 	if again := evalScores(filepath.Join(dir, "2"), "--feature-cache", cache); again != first {
