@@ -208,49 +208,59 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 func (in *Inspector) heatmap(dx []float32, maps [][]features.Map) []float32 {
 	dim := in.ex.Dim()
 	acc := make([]float32, HeatSize*HeatSize)
+	// What the good parts' mean contributes lies in the part's frame, not the
+	// view's, so it is summed over views per map and resized once.
+	refs := map[[2]int]*features.Map{}
 	count := 0
 	for i, a := range in.angles {
 		g := dx[i*dim : (i+1)*dim]
 		for _, m := range maps[i] {
 			off := in.ex.Offset(m.Scale, m.Tap)
 			hw := m.H * m.W
-			// view: gradient . activation in the view's frame; ref: what
-			// the good parts' mean contributes, in the part's frame.
-			view := make([]float32, hw)
-			ref := make([]float32, hw)
+			key := [2]int{m.Scale, m.Tap}
+			ref := refs[key]
+			if ref == nil {
+				ref = &features.Map{H: m.H, W: m.W, Data: make([]float32, hw)}
+				refs[key] = ref
+			}
 			var base []float32
 			if in.base != nil {
 				base = in.base[m.Scale][m.Tap]
 			}
-			if len(base) != len(m.Data) {
+			if len(base) != len(m.Data) || ref.H != m.H || ref.W != m.W {
 				base = nil // the view's map has another size: pooled mean
 			}
+			view := make([]float32, hw)
 			for c := 0; c < m.C; c++ {
 				gc := g[off+c] / in.sd[off+c]
-				plane := m.Data[c*hw : (c+1)*hw]
-				for p, v := range plane {
+				for p, v := range m.Data[c*hw : (c+1)*hw] {
 					view[p] += gc * v
 				}
 				if base == nil {
 					mc := gc * in.mu[off+c]
-					for p := range ref {
-						ref[p] += mc
+					for p := range view {
+						view[p] -= mc
 					}
 					continue
 				}
 				for p, v := range base[c*hw : (c+1)*hw] {
-					ref[p] += gc * v
+					ref.Data[p] += gc * v
 				}
 			}
 			big := imageops.ResizeMap(view, m.H, m.W, HeatSize, HeatSize)
 			if a != 0 {
 				big = imageops.RotateMap(big, HeatSize, HeatSize, -a)
 			}
-			bigRef := imageops.ResizeMap(ref, m.H, m.W, HeatSize, HeatSize)
 			for p, v := range big {
-				acc[p] += v - bigRef[p]
+				acc[p] += v
 			}
 			count++
+		}
+	}
+	for _, ref := range refs {
+		big := imageops.ResizeMap(ref.Data, ref.H, ref.W, HeatSize, HeatSize)
+		for p, v := range big {
+			acc[p] -= v
 		}
 	}
 	for p := range acc {

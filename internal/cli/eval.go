@@ -107,13 +107,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	var runs []*evalRun
+	var fc *featcache.Cache // nil: no --feature-cache
 	if *modelPath != "" {
 		in, closeFn, err := openModel(*modelPath)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
-		runs = []*evalRun{{in: in, dir: *outDir, sum: EvalSummary{Model: *modelPath}}}
+		runs = []*evalRun{{in: in, dir: *outDir}}
 	} else {
 		files, err := calibration.Images([]string{filepath.Join(*data, "train", "good")}, *trainLimit)
 		if err != nil {
@@ -124,17 +125,18 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer closeRT()
+		sha, err := model.FileSHA256(backbone)
+		if err != nil {
+			return fmt.Errorf("backbone: %w", err)
+		}
 		var store calibration.VectorStore
 		if *cacheDir != "" {
-			sha, err := model.FileSHA256(backbone)
-			if err != nil {
-				return fmt.Errorf("backbone: %w", err)
-			}
-			if store, err = openFeatureCache(*cacheDir, ex.Dim(), sha, cfg.Features, cfg.Transforms, cfg.ROI); err != nil {
+			if fc, err = openFeatureCache(*cacheDir, ex.Dim(), sha, cfg.Features, cfg.Transforms, cfg.ROI); err != nil {
 				return err
 			}
+			store = fc
 		}
-		if runs, err = calibrateEach(ctx, ex, backbone, files, cfg, methods, *outDir, store, stderr); err != nil {
+		if runs, err = calibrateEach(ctx, ex, backbone, sha, files, cfg, methods, *outDir, store, stderr); err != nil {
 			return err
 		}
 	}
@@ -157,23 +159,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// One extraction per (image, angle) serves every method and every T.
 	first := runs[0].in
 	angles, index := unionAngles(first.Manifest().Transforms, append([]int{cfg.TestViews}, sweepT...))
-	vectors := func(path string, want []float64) ([]float32, error) {
-		img, err := imageops.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		defer img.Close()
-		return first.Vectors(ctx, img, want)
-	}
-	if *cacheDir != "" {
+	if *cacheDir != "" && fc == nil {
 		man := first.Manifest()
-		fc, err := openFeatureCache(*cacheDir, first.Dim(), man.Backbone.SHA256, man.Features, man.Transforms, man.ROI)
-		if err != nil {
+		if fc, err = openFeatureCache(*cacheDir, first.Dim(), man.Backbone.SHA256, man.Features, man.Transforms, man.ROI); err != nil {
 			return err
-		}
-		direct := vectors
-		vectors = func(path string, want []float64) ([]float32, error) {
-			return fc.Vectors(path, want, func(missing []float64) ([]float32, error) { return direct(path, missing) })
 		}
 	}
 	dim := first.Dim()
@@ -182,28 +171,22 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		t := &tests[i]
-		raw, err := vectors(t.path, angles)
+		withHeat := *pixel && t.mask != ""
+		raw, err := evalImage(ctx, runs, fc, t, angles, withHeat || i < timedImages, withHeat)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
 		}
-		for _, r := range runs {
-			for T := range index {
-				sel := make([]float32, 0, len(index[T])*dim)
-				for _, k := range index[T] {
-					sel = append(sel, raw[k*dim:(k+1)*dim]...)
-				}
-				s, err := r.in.ScoreVectors(sel, len(index[T]))
+		for T, idx := range index {
+			sel := make([]float32, 0, len(idx)*dim)
+			for _, k := range idx {
+				sel = append(sel, raw[k*dim:(k+1)*dim]...)
+			}
+			for _, r := range runs {
+				s, err := r.in.ScoreVectors(sel, len(idx))
 				if err != nil {
 					return fmt.Errorf("%s: %w", t.path, err)
 				}
 				r.byT[T] = append(r.byT[T], s)
-			}
-		}
-		// Heatmaps (masks) and timing need a whole inspection.
-		withHeat := *pixel && t.mask != ""
-		if withHeat || i < timedImages {
-			if err := inspectAgain(ctx, runs, t, withHeat); err != nil {
-				return fmt.Errorf("%s: %w", t.path, err)
 			}
 		}
 		if (i+1)%50 == 0 {
@@ -225,20 +208,20 @@ const timedImages = 10
 
 // evalRun is one model under evaluation.
 type evalRun struct {
-	in    *pipeline.Inspector
-	dir   string
-	sum   EvalSummary
-	byT   map[int][]float64 // scores in test order, per T
-	pix   *metrics.PixelAUROC
-	peaks int
-	in2   int // peaks on the mask
-	ms    []float64
+	in      *pipeline.Inspector
+	dir     string
+	sum     EvalSummary
+	byT     map[int][]float64 // scores in test order, per T
+	pix     *metrics.PixelAUROC
+	peaks   int
+	peaksIn int // defects whose heat peak is on the mask
+	ms      []float64
 }
 
 // calibrateEach extracts the good parts' features once and calibrates one
 // model per method on them, saving each as model.zip (in a folder per method
 // when there are several).
-func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string, files []string, cfg calibration.Config, methods []string, outDir string, store calibration.VectorStore, stderr io.Writer) ([]*evalRun, error) {
+func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha string, files []string, cfg calibration.Config, methods []string, outDir string, store calibration.VectorStore, stderr io.Writer) ([]*evalRun, error) {
 	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
 	if err != nil {
 		return nil, err
@@ -248,10 +231,6 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone string,
 			m.Close()
 		}
 	}()
-	sha, err := model.FileSHA256(backbone)
-	if err != nil {
-		return nil, fmt.Errorf("backbone: %w", err)
-	}
 	prog, done := progressBars(stderr)
 	defer done()
 	start := time.Now()
@@ -323,14 +302,55 @@ func unionAngles(tr transform.Config, Ts []int) ([]float64, map[int][]int) {
 	return all, index
 }
 
-// inspectAgain runs each model's whole inspection of one test image, for
-// its heatmap (when the image has a mask) and its time.
-func inspectAgain(ctx context.Context, runs []*evalRun, t *testImage, withHeat bool) error {
-	img, err := imageops.ReadFile(t.path)
-	if err != nil {
-		return err
+// evalImage returns the raw vectors of one test image at the angles (from
+// the feature cache when there is one) and, with inspect, also runs each
+// model's whole inspection of it, for its time and, with withHeat, its
+// heatmap against the mask. The image is read at most once.
+func evalImage(ctx context.Context, runs []*evalRun, fc *featcache.Cache, t *testImage, angles []float64, inspect, withHeat bool) ([]float32, error) {
+	var img gocv.Mat
+	read := false
+	load := func() (gocv.Mat, error) {
+		if !read {
+			m, err := imageops.ReadFile(t.path)
+			if err != nil {
+				return m, err
+			}
+			img, read = m, true
+		}
+		return img, nil
 	}
-	defer img.Close()
+	defer func() {
+		if read {
+			img.Close()
+		}
+	}()
+	first := runs[0].in
+	compute := func(want []float64) ([]float32, error) {
+		m, err := load()
+		if err != nil {
+			return nil, err
+		}
+		return first.Vectors(ctx, m, want)
+	}
+	var raw []float32
+	var err error
+	if fc != nil {
+		raw, err = fc.Vectors(t.path, angles, compute)
+	} else {
+		raw, err = compute(angles)
+	}
+	if err != nil || !inspect {
+		return raw, err
+	}
+	if _, err := load(); err != nil {
+		return nil, err
+	}
+	return raw, inspectParts(ctx, runs, img, t, withHeat)
+}
+
+// inspectParts runs each model's whole inspection of one test image, for
+// its time and its heatmap (when the image has a mask).
+func inspectParts(ctx context.Context, runs []*evalRun, img gocv.Mat, t *testImage, withHeat bool) error {
 	for _, r := range runs {
 		res, err := r.in.Inspect(ctx, img, withHeat)
 		if err != nil {
@@ -347,7 +367,7 @@ func inspectAgain(ctx context.Context, runs []*evalRun, t *testImage, withHeat b
 		if t.class != "good" {
 			r.peaks++
 			if onMask {
-				r.in2++
+				r.peaksIn++
 			}
 		}
 	}
@@ -405,7 +425,7 @@ func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
 		}
 	}
 	if r.peaks > 0 {
-		f := float64(r.in2) / float64(r.peaks)
+		f := float64(r.peaksIn) / float64(r.peaks)
 		sum.PeakInMask = &f
 	}
 	if d, _ := r.pix.Counts(); d > 0 {
