@@ -27,6 +27,7 @@ import (
 	"github.com/inspectd/inspectd/flow"
 	"github.com/inspectd/inspectd/gaussian"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
@@ -47,6 +48,7 @@ type FlowShape struct {
 
 // Config is everything calibration needs besides the images.
 type Config struct {
+	Backbone     string // backbone file name (found by config.Runtime.FindBackbone) or path
 	Features     features.Config
 	Transforms   transform.Config
 	TrainViews   int // random transformations cached per image for training
@@ -68,6 +70,7 @@ type Config struct {
 	Seed         int64
 	ROI          string
 	HeatmapSigma float64
+	Local        pipeline.LocalMethod // patch-level methods: grid and density settings
 }
 
 // Defaults are the measured defaults (see README, "Accuracy").
@@ -122,6 +125,7 @@ type Config struct {
 // support here.
 func Defaults() Config {
 	return Config{
+		Backbone: "mobilenet_v2_taps.onnx",
 		Features: features.Config{Taps: []string{"stage7_s32"}, Scales: []int{448, 224, 112},
 			Mean: features.ImageNetMean, Std: features.ImageNetStd},
 		Transforms:   transform.Config{Mode: transform.Small, MaxAngle: 10},
@@ -146,6 +150,26 @@ func Defaults() Config {
 	}
 }
 
+// DefaultsFor are the defaults of one method. Patch-level methods need finer
+// maps than pooled ones, and the stronger trunk: ResNet-50 v2's stride-8 and
+// stride-16 taps (pre-activation outputs, already standardised by the
+// BatchNorm that reads them), at aspect-true 256 px on the short side.
+func DefaultsFor(m model.Method) Config {
+	c := Defaults()
+	c.Method = m
+	if !local.Is(string(m)) {
+		return c
+	}
+	c.Backbone = "resnet50v2_s16.onnx"
+	c.Features = features.Config{Taps: []string{"layer2_s8_preact", "layer3_s16_preact"}, Scales: []int{256},
+		Mean: features.ImageNetMean, Std: features.ImageNetStd, Aspect: true, Stride: 16}
+	c.Transforms = transform.Config{Mode: transform.None}
+	c.TrainViews, c.TestViews = 1, 1
+	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.1,
+		Density: json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)}
+	return c
+}
+
 // Validate names the first bad setting.
 func (c Config) Validate() error {
 	if err := c.Features.Validate(); err != nil {
@@ -159,12 +183,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibration: train views %d must be >= 1", c.TrainViews)
 	case c.TestViews < 1:
 		return fmt.Errorf("calibration: test transforms %d must be >= 1", c.TestViews)
-	case c.Method != model.Flow && c.Method != model.Gaussian:
-		return fmt.Errorf("calibration: method %q must be flow or gaussian", c.Method)
+	case c.Method != model.Flow && c.Method != model.Gaussian && !local.Is(string(c.Method)):
+		return fmt.Errorf("calibration: method %q must be one of %v", c.Method, Methods())
 	case c.TargetFRR < 0 || c.TargetFRR >= 0.5:
 		return fmt.Errorf("calibration: target false-reject rate %g must be in [0, 0.5)", c.TargetFRR)
 	case c.Folds < 2:
 		return fmt.Errorf("calibration: folds %d must be >= 2", c.Folds)
+	}
+	if local.Is(string(c.Method)) {
+		if err := c.Local.Validate(len(c.Features.Taps)); err != nil {
+			return err
+		}
+		if len(c.Features.Scales) != 1 {
+			return fmt.Errorf("calibration: %s works at one scale, got %v", c.Method, c.Features.Scales)
+		}
 	}
 	if c.Method == model.Flow {
 		switch {
@@ -181,6 +213,11 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Methods lists every density calibration can fit.
+func Methods() []string {
+	return append([]string{string(model.Flow), string(model.Gaussian)}, local.Names()...)
 }
 
 // Progress reports a stage's advance (stage names: "features", "train").
@@ -537,6 +574,9 @@ func Calibrate(ctx context.Context, ex *features.Extractor, backbone string, img
 	sha, err := model.FileSHA256(backbone)
 	if err != nil {
 		return nil, fmt.Errorf("backbone: %w", err)
+	}
+	if local.Is(string(cfg.Method)) {
+		return calibrateLocal(ctx, ex, backbone, sha, imgs, files, cfg, start, prog)
 	}
 	cache, err := BuildCache(ctx, ex, imgs, files, cfg, prog)
 	if err != nil {

@@ -74,6 +74,33 @@ func (r *Runtime) Validate() error {
 	return nil
 }
 
+// FindBackbone locates a backbone by file name (as a model records it, or as
+// a method's default names it): beside INSPECTD_BACKBONE, in .deps/models, in
+// /usr/share/inspectd. A name that is a path is taken as it is; a name found
+// nowhere gives INSPECTD_BACKBONE, whose checksum then decides.
+func (r Runtime) FindBackbone(name string) string {
+	if name == "" || filepath.Base(name) != name {
+		if name == "" {
+			return r.Backbone
+		}
+		return name
+	}
+	dirs := []string{filepath.Join(".deps", "models"), "/usr/share/inspectd"}
+	if r.Backbone != "" {
+		dirs = append([]string{filepath.Dir(r.Backbone)}, dirs...)
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+			return p
+		}
+	}
+	return r.Backbone
+}
+
 // firstExisting returns the first path that exists, else the first one (so
 // the error message names where it was expected).
 func firstExisting(paths ...string) string {
@@ -88,7 +115,8 @@ func firstExisting(paths ...string) string {
 	return paths[0]
 }
 
-// Open opens the backbone with the given outputs.
+// Open opens the backbone with the given outputs (INSPECTD_BACKBONE, or the
+// file FindBackbone chose when the caller set r.Backbone to it).
 func (r Runtime) Open(outputs []string) (engine.Runtime, error) {
 	return engine.Open(engine.Options{Kind: engine.Kind(r.Engine), Model: r.Backbone, Outputs: outputs,
 		Threads: r.Threads, Library: r.ORTLib, Provider: engine.Provider(r.Provider)})

@@ -22,6 +22,35 @@ type Config struct {
 	Scales []int      `json:"scales"`
 	Mean   [3]float32 `json:"mean"` // RGB, applied after scaling to [0,1]
 	Std    [3]float32 `json:"std"`
+	// Aspect keeps the image's aspect ratio: the short side becomes the
+	// scale and the long side follows, both rounded to Stride. Without it
+	// every image is squashed to scale x scale, as in the paper; cameras
+	// give strips and odd crops, which squashing distorts.
+	Aspect bool `json:"aspect,omitempty"`
+	Stride int  `json:"stride,omitempty"` // the backbone's largest stride (default 32)
+}
+
+// maxSide bounds the long side of an aspect-true input, so a thin strip
+// cannot ask the backbone for an enormous map.
+const maxSide = 4096
+
+// InputSize is the backbone input (w, h) for an image of cols x rows at scale.
+func (c Config) InputSize(cols, rows, scale int) (w, h int) {
+	if !c.Aspect || cols <= 0 || rows <= 0 {
+		return scale, scale
+	}
+	stride := c.Stride
+	if stride <= 0 {
+		stride = 32
+	}
+	round := func(v float64) int { return max(stride, int(v/float64(stride)+0.5)*stride) }
+	short := float64(scale)
+	if cols <= rows {
+		w, h = round(short), round(short*float64(rows)/float64(cols))
+	} else {
+		w, h = round(short*float64(cols)/float64(rows)), round(short)
+	}
+	return min(w, maxSide), min(h, maxSide)
 }
 
 // ImageNet normalisation, as torchvision's pretrained backbones expect.
@@ -42,6 +71,9 @@ func (c Config) Validate() error {
 		if s < 32 || s > 2048 {
 			return fmt.Errorf("features: scale %d outside 32..2048 pixels", s)
 		}
+	}
+	if c.Stride < 0 || c.Stride > 64 {
+		return fmt.Errorf("features: stride %d outside 0..64", c.Stride)
 	}
 	for i, s := range c.Std {
 		if s <= 0 {
@@ -138,28 +170,17 @@ func (e *Extractor) Extract(ctx context.Context, imgs []gocv.Mat, keepMaps bool)
 		maps = make([][]Map, n)
 	}
 	for si, size := range e.cfg.Scales {
-		plane := 3 * size * size
-		for start := 0; start < n; start += e.maxBatch {
-			end := min(start+e.maxBatch, n)
-			in := engine.Tensor{Shape: []int{end - start, 3, size, size}, Data: make([]float32, (end-start)*plane)}
-			for i := start; i < end; i++ {
-				if err := imageops.ToCHW(imgs[i], size, e.cfg.Mean, e.cfg.Std, in.Data[(i-start)*plane:(i-start+1)*plane]); err != nil {
-					return nil, nil, fmt.Errorf("preparing image %d at %d px: %w", i, size, err)
-				}
-			}
-			outs, err := e.rt.Run(ctx, in)
+		for _, b := range e.batches(imgs, size) {
+			outs, err := e.run(ctx, imgs[b.start:b.end], b.w, b.h)
 			if err != nil {
-				return nil, nil, fmt.Errorf("backbone at %d px: %w", size, err)
+				return nil, nil, err
 			}
 			for ti, out := range outs {
 				c, h, w := out.Shape[1], out.Shape[2], out.Shape[3]
-				if c != e.channels[ti] {
-					return nil, nil, fmt.Errorf("tap %s gave %d channels, expected %d", e.cfg.Taps[ti], c, e.channels[ti])
-				}
 				per := c * h * w
 				off := e.Offset(si, ti)
-				for i := start; i < end; i++ {
-					m := out.Data[(i-start)*per : (i-start+1)*per]
+				for i := b.start; i < b.end; i++ {
+					m := out.Data[(i-b.start)*per : (i-b.start+1)*per]
 					pool(m, c, h*w, vecs[i*dim+off:i*dim+off+c])
 					if keepMaps {
 						maps[i] = append(maps[i], Map{Scale: si, Tap: ti, C: c, H: h, W: w, Data: m})
@@ -181,4 +202,65 @@ func pool(m []float32, c, hw int, dst []float32) {
 		}
 		dst[ch] = float32(s / float64(hw))
 	}
+}
+
+// batch is a run of images that share one input size.
+type batch struct{ start, end, w, h int }
+
+// batches splits imgs into runs of at most maxBatch images of one input size.
+func (e *Extractor) batches(imgs []gocv.Mat, scale int) []batch {
+	var out []batch
+	for i, img := range imgs {
+		w, h := e.cfg.InputSize(img.Cols(), img.Rows(), scale)
+		if n := len(out); n > 0 && out[n-1].w == w && out[n-1].h == h && out[n-1].end-out[n-1].start < e.maxBatch {
+			out[n-1].end = i + 1
+			continue
+		}
+		out = append(out, batch{start: i, end: i + 1, w: w, h: h})
+	}
+	return out
+}
+
+// run feeds imgs, resized to w x h, through the backbone in one call.
+func (e *Extractor) run(ctx context.Context, imgs []gocv.Mat, w, h int) ([]engine.Tensor, error) {
+	plane := 3 * w * h
+	in := engine.Tensor{Shape: []int{len(imgs), 3, h, w}, Data: make([]float32, len(imgs)*plane)}
+	for i, img := range imgs {
+		if err := imageops.ToCHWSize(img, w, h, e.cfg.Mean, e.cfg.Std, in.Data[i*plane:(i+1)*plane]); err != nil {
+			return nil, fmt.Errorf("preparing image %d at %dx%d px: %w", i, w, h, err)
+		}
+	}
+	outs, err := e.rt.Run(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("backbone at %dx%d px: %w", w, h, err)
+	}
+	for ti, out := range outs {
+		if len(out.Shape) != 4 || out.Shape[0] != len(imgs) || out.Shape[1] != e.channels[ti] {
+			return nil, fmt.Errorf("tap %s gave shape %v, expected %d images of %d channels", e.cfg.Taps[ti], out.Shape, len(imgs), e.channels[ti])
+		}
+	}
+	return outs, nil
+}
+
+// Maps returns, for each image, the unpooled maps of every tap at one scale
+// (an index into Config.Scales): what patch-level densities score.
+func (e *Extractor) Maps(ctx context.Context, imgs []gocv.Mat, scale int) ([][]Map, error) {
+	if scale < 0 || scale >= len(e.cfg.Scales) {
+		return nil, fmt.Errorf("features: scale index %d outside the %d scales", scale, len(e.cfg.Scales))
+	}
+	maps := make([][]Map, len(imgs))
+	for _, b := range e.batches(imgs, e.cfg.Scales[scale]) {
+		outs, err := e.run(ctx, imgs[b.start:b.end], b.w, b.h)
+		if err != nil {
+			return nil, err
+		}
+		for ti, out := range outs {
+			c, h, w := out.Shape[1], out.Shape[2], out.Shape[3]
+			per := c * h * w
+			for i := b.start; i < b.end; i++ {
+				maps[i] = append(maps[i], Map{Scale: scale, Tap: ti, C: c, H: h, W: w, Data: out.Data[(i-b.start)*per : (i-b.start+1)*per]})
+			}
+		}
+	}
+	return maps, nil
 }

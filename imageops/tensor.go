@@ -17,11 +17,17 @@ import (
 // when it grows; when one side shrinks and the other grows, the change in
 // pixel count decides.
 func ToCHW(src gocv.Mat, size int, mean, std [3]float32, dst []float32) error {
-	if size <= 0 {
-		return fmt.Errorf("to CHW: size %d must be > 0", size)
+	return ToCHWSize(src, size, size, mean, std, dst)
+}
+
+// ToCHWSize is ToCHW to a w x h input, for backbones fed aspect-true images;
+// dst must hold exactly 3*w*h values.
+func ToCHWSize(src gocv.Mat, w, h int, mean, std [3]float32, dst []float32) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("to CHW: size %dx%d must be > 0", w, h)
 	}
-	if len(dst) != 3*size*size {
-		return fmt.Errorf("to CHW: dst holds %d values, want 3*%d*%d = %d", len(dst), size, size, 3*size*size)
+	if len(dst) != 3*w*h {
+		return fmt.Errorf("to CHW: dst holds %d values, want 3*%d*%d = %d", len(dst), w, h, 3*w*h)
 	}
 	if err := require8UC3(src, "to CHW"); err != nil {
 		return err
@@ -33,14 +39,14 @@ func ToCHW(src gocv.Mat, size int, mean, std [3]float32, dst []float32) error {
 	}
 
 	img := src
-	if src.Cols() != size || src.Rows() != size {
+	if src.Cols() != w || src.Rows() != h {
 		interp := gocv.InterpolationLinear
-		if size*size < src.Cols()*src.Rows() {
+		if w*h < src.Cols()*src.Rows() {
 			interp = gocv.InterpolationArea
 		}
 		img = gocv.NewMat()
 		defer img.Close()
-		gocv.Resize(src, &img, image.Pt(size, size), 0, 0, interp)
+		gocv.Resize(src, &img, image.Pt(w, h), 0, 0, interp)
 	}
 	px, release, err := pixelBytes(img)
 	if err != nil {
@@ -56,7 +62,7 @@ func ToCHW(src gocv.Mat, size int, mean, std [3]float32, dst []float32) error {
 			lut[c][v] = (float32(v)/255 - mean[c]) / std[c]
 		}
 	}
-	n := size * size
+	n := w * h
 	r, g, b := dst[:n:n], dst[n:2*n:2*n], dst[2*n:3*n]
 	g, b = g[:len(r)], b[:len(r)]
 	px = px[:3*n]

@@ -15,6 +15,7 @@ import (
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -43,6 +44,7 @@ type Inspector struct {
 	thresh  float64
 	heatSig float64
 	base    [][][]float32 // good parts' mean maps [scale][tap], C x H x W; nil: pooled mean
+	loc     *Local        // patch-level method; nil: a density over pooled vectors
 }
 
 // NewExtractor opens the feature extractor a model needs on a runtime that
@@ -64,6 +66,21 @@ func NewInspector(m *model.Model, ex *features.Extractor, backboneSHA string) (*
 		return nil, fmt.Errorf("model %s was calibrated with backbone %s (sha256 %s) but the backbone in use has sha256 %s: recalibrate or point INSPECTD_BACKBONE at the right file",
 			man.ID, man.Backbone.File, man.Backbone.SHA256, backboneSHA)
 	}
+	in := &Inspector{man: man, ex: ex, angles: man.Transforms.TestAngles(man.TestTransforms),
+		thresh: man.Threshold.Value, heatSig: man.HeatmapSigma}
+	if man.ROI != "" {
+		var err error
+		if in.roi, err = imageops.ParseROI(man.ROI); err != nil {
+			return nil, fmt.Errorf("model %s: %w", man.ID, err)
+		}
+	}
+	if local.Is(string(man.Method)) {
+		var err error
+		if in.loc, err = loadLocal(m, ex); err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
 	dens, err := LoadDensity(m, ex.Dim())
 	if err != nil {
 		return nil, err
@@ -79,15 +96,9 @@ func NewInspector(m *model.Model, ex *features.Extractor, backboneSHA string) (*
 	if len(mu.Data) != ex.Dim() || len(sd.Data) != ex.Dim() {
 		return nil, fmt.Errorf("model %s: feature statistics have %d values; the backbone gives %d", man.ID, len(mu.Data), ex.Dim())
 	}
-	in := &Inspector{man: man, ex: ex, dens: dens, mu: mu.Data, sd: sd.Data,
-		angles: man.Transforms.TestAngles(man.TestTransforms), thresh: man.Threshold.Value, heatSig: man.HeatmapSigma}
+	in.dens, in.mu, in.sd = dens, mu.Data, sd.Data
 	if in.base, err = loadBaselines(m, ex); err != nil {
 		return nil, err
-	}
-	if man.ROI != "" {
-		if in.roi, err = imageops.ParseROI(man.ROI); err != nil {
-			return nil, fmt.Errorf("model %s: %w", man.ID, err)
-		}
 	}
 	return in, nil
 }
@@ -103,6 +114,10 @@ func (in *Inspector) SetTransforms(t int) { in.angles = in.man.Transforms.TestAn
 
 // Angles are the test rotations in use, in degrees.
 func (in *Inspector) Angles() []float64 { return append([]float64(nil), in.angles...) }
+
+// Local reports whether the model scores patches (no pooled vectors: eval
+// inspects each image whole instead of using Vectors and ScoreVectors).
+func (in *Inspector) Local() bool { return in.loc != nil }
 
 // Vectors returns the raw (unstandardised) pooled feature vectors of img at
 // the given rotations, one row per angle. With ScoreVectors it lets a caller
@@ -161,6 +176,18 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 		return Result{}, err
 	}
 	defer part.Close()
+	if in.loc != nil {
+		s, heat, err := in.loc.Inspect(ctx, in.ex, part, in.angles, -1)
+		if err != nil {
+			return Result{}, err
+		}
+		res := Result{Score: s, Threshold: in.thresh, Defect: s > in.thresh}
+		if withHeat {
+			res.Heat = heat
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
 	views := make([]gocv.Mat, len(in.angles))
 	for i, a := range in.angles {
 		views[i] = in.man.Transforms.Apply(part, a, nil)

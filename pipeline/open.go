@@ -25,6 +25,14 @@ func Open(rc config.Runtime, path string) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The model names its backbone file; one of that name beside
+	// INSPECTD_BACKBONE (or in the usual places) is tried first, so models
+	// on different backbones run side by side. The checksum decides.
+	if p := rc.FindBackbone(m.Manifest.Backbone.File); p != rc.Backbone {
+		if sha, err := model.FileSHA256(p); err == nil && sha == m.Manifest.Backbone.SHA256 {
+			rc.Backbone = p
+		}
+	}
 	sha, err := model.FileSHA256(rc.Backbone)
 	if err != nil {
 		return nil, fmt.Errorf("backbone %s: %w (set INSPECTD_BACKBONE)", rc.Backbone, err)

@@ -24,14 +24,21 @@ import (
 // calibration.Defaults, and returns a function producing the Config.
 func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	d := calibration.Defaults()
-	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs pooled into features (comma separated)")
-	scales := fs.String("scales", joinInts(d.Features.Scales), "square input sizes in pixels (comma separated)")
+	method := fs.String("method", string(d.Method), "density: flow (DifferNet), gaussian (baseline) or patchcore (patch memory bank); the other flags default to the method's defaults")
+	backbone := fs.String("backbone", "", "backbone ONNX file or file name (default: the method's, e.g. "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore, looked up beside INSPECTD_BACKBONE and in .deps/models)")
+	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs used as features (comma separated)")
+	scales := fs.String("scales", joinInts(d.Features.Scales), "input sizes in pixels (comma separated; the short side with --aspect)")
+	aspect := fs.Bool("aspect", d.Features.Aspect, "keep the aspect ratio: short side = scale, rounded to --stride")
+	stride := fs.Int("stride", 32, "the backbone's largest stride, for --aspect")
+	dims := fs.String("dims", "", "patch methods: channels kept per tap (comma separated, 0 keeps all)")
+	neigh := fs.Int("neighbourhood", 3, "patch methods: side of the square each position is averaged over")
+	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
+	top := fs.Float64("top", 0.1, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle) or rotate (full circle)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
 	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")
 	T := fs.Int("transforms", d.TestViews, "T, fixed transformations averaged per image when scoring")
-	method := fs.String("method", string(d.Method), "density: flow (DifferNet) or gaussian (baseline)")
 	blocks := fs.Int("blocks", d.Flow.Blocks, "flow coupling blocks")
 	hidden := fs.Int("hidden", d.Flow.Hidden, "flow subnet width")
 	depth := fs.Int("depth", d.Flow.Depth, "flow subnet hidden layers")
@@ -48,22 +55,84 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	roi := fs.String("roi", "", "region of interest x,y,w,h in image pixels (default: whole image)")
 	seed := fs.Int64("seed", d.Seed, "random seed")
 	return func() (calibration.Config, error) {
-		c := d
-		c.Features.Taps = stringList(*taps)
+		// Start from the chosen method's defaults; only flags given on the
+		// command line override them.
+		c := calibration.DefaultsFor(model.Method(*method))
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		var err error
-		if c.Features.Scales, err = intList(*scales); err != nil {
-			return c, fmt.Errorf("--scales: %w", err)
+		if set["backbone"] {
+			c.Backbone = *backbone
 		}
-		c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
-		if c.Transforms.Mode == transform.Small {
-			c.Transforms.MaxAngle = *maxAngle
+		if set["taps"] {
+			c.Features.Taps = stringList(*taps)
 		}
-		c.TrainViews, c.TestViews, c.Method = *trainViews, *T, model.Method(*method)
-		c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth, c.Flow.Clamp = *blocks, *hidden, *depth, *clamp
-		c.MaxEpochs, c.LR, c.TargetFRR, c.Folds = *epochs, *lr, *frr, *folds
-		c.Whiten, c.Noise = *whiten, *noise
-		c.ValFraction, c.Patience = *valFrac, *patience
-		c.ThresholdBy, c.ROI, c.Seed = metrics.ThresholdMethod(*thr), *roi, *seed
+		if set["scales"] {
+			if c.Features.Scales, err = intList(*scales); err != nil {
+				return c, fmt.Errorf("--scales: %w", err)
+			}
+		}
+		if set["aspect"] {
+			c.Features.Aspect = *aspect
+		}
+		if set["stride"] {
+			c.Features.Stride = *stride
+		}
+		if set["dims"] {
+			if c.Local.Grid.Dims, err = intList(*dims); err != nil {
+				return c, fmt.Errorf("--dims: %w", err)
+			}
+		}
+		if set["top"] {
+			c.Local.Top = *top
+		}
+		if set["neighbourhood"] {
+			c.Local.Grid.Neighbourhood = *neigh
+		}
+		if set["max-bank"] {
+			c.Local.Density = []byte(fmt.Sprintf(`{"max_bank":%d,"proj_dim":128,"seed":%d}`, *maxBank, *seed))
+		}
+		if set["mode"] || set["max-angle"] || set["jitter"] {
+			c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
+			if c.Transforms.Mode == transform.Small {
+				c.Transforms.MaxAngle = *maxAngle
+			}
+		}
+		ints := []struct {
+			name string
+			dst  *int
+			v    int
+		}{{"train-views", &c.TrainViews, *trainViews}, {"transforms", &c.TestViews, *T}, {"blocks", &c.Flow.Blocks, *blocks},
+			{"hidden", &c.Flow.Hidden, *hidden}, {"depth", &c.Flow.Depth, *depth}, {"epochs", &c.MaxEpochs, *epochs},
+			{"folds", &c.Folds, *folds}, {"patience", &c.Patience, *patience}}
+		for _, f := range ints {
+			if set[f.name] {
+				*f.dst = f.v
+			}
+		}
+		floats := []struct {
+			name string
+			dst  *float64
+			v    float64
+		}{{"clamp", &c.Flow.Clamp, *clamp}, {"lr", &c.LR, *lr}, {"frr", &c.TargetFRR, *frr},
+			{"noise", &c.Noise, *noise}, {"val-fraction", &c.ValFraction, *valFrac}}
+		for _, f := range floats {
+			if set[f.name] {
+				*f.dst = f.v
+			}
+		}
+		if set["whiten"] {
+			c.Whiten = *whiten
+		}
+		if set["threshold-method"] {
+			c.ThresholdBy = metrics.ThresholdMethod(*thr)
+		}
+		if set["roi"] {
+			c.ROI = *roi
+		}
+		if set["seed"] {
+			c.Seed = *seed
+		}
 		return c, c.Validate()
 	}
 }
@@ -157,7 +226,7 @@ func calibrateFiles(ctx context.Context, files []string, cfg calibration.Config,
 
 // calibrateMats calibrates on images already cropped to the ROI.
 func calibrateMats(ctx context.Context, imgs []gocv.Mat, used []string, cfg calibration.Config, stderr io.Writer) (*calibration.Result, error) {
-	ex, backbone, closeRT, err := openExtractor(cfg.Features)
+	ex, backbone, closeRT, err := openExtractor(cfg.Features, cfg.Backbone)
 	if err != nil {
 		return nil, err
 	}

@@ -139,11 +139,12 @@ func openModel(path string) (*pipeline.Inspector, func(), error) {
 }
 
 // openExtractor opens the backbone for calibration.
-func openExtractor(fc features.Config) (*features.Extractor, string, func(), error) {
+func openExtractor(fc features.Config, backbone string) (*features.Extractor, string, func(), error) {
 	rc, err := config.LoadRuntime()
 	if err != nil {
 		return nil, "", nil, err
 	}
+	rc.Backbone = rc.FindBackbone(backbone)
 	rt, err := rc.Open(fc.Taps)
 	if err != nil {
 		return nil, "", nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/featcache"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
@@ -85,6 +86,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	for _, m := range methods {
+		if local.Is(m) && len(methods) > 1 {
+			return fmt.Errorf("%w: patch method %s is evaluated on its own (it uses its own backbone and scores images whole)", errUsage, m)
+		}
+	}
 	for _, m := range methods[1:] {
 		c := cfg
 		c.Method = model.Method(m)
@@ -120,7 +126,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		ex, backbone, closeRT, err := openExtractor(cfg.Features)
+		ex, backbone, closeRT, err := openExtractor(cfg.Features, cfg.Backbone)
 		if err != nil {
 			return err
 		}
@@ -166,12 +172,29 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	dim := first.Dim()
+	pooled := !first.Local()
+	for _, r := range runs {
+		if r.in.Local() {
+			r.byT[cfg.TestViews] = nil
+		}
+	}
 	for i := range tests {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		t := &tests[i]
 		withHeat := *pixel && t.mask != ""
+		if !pooled {
+			// Patch methods score each image whole: there is no pooled
+			// vector to cache or share between methods.
+			if err := inspectLocal(ctx, runs, t, cfg.TestViews, withHeat); err != nil {
+				return fmt.Errorf("%s: %w", t.path, err)
+			}
+			if (i+1)%50 == 0 {
+				fmt.Fprintf(stderr, "eval: scored %d/%d\n", i+1, len(tests))
+			}
+			continue
+		}
 		raw, err := evalImage(ctx, runs, fc, t, angles, withHeat || i < timedImages, withHeat)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
@@ -234,6 +257,23 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha st
 	prog, done := progressBars(stderr)
 	defer done()
 	start := time.Now()
+	if local.Is(string(cfg.Method)) {
+		res, err := calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, prog)
+		if err != nil {
+			return nil, fmt.Errorf("calibrating %s: %w", cfg.Method, err)
+		}
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := model.Save(filepath.Join(outDir, "model.zip"), res.Manifest, res.Tensors); err != nil {
+			return nil, err
+		}
+		in, err := pipeline.NewInspector(model.FromTensors(res.Manifest, res.Tensors), ex, sha)
+		if err != nil {
+			return nil, err
+		}
+		return []*evalRun{{in: in, dir: outDir, sum: EvalSummary{CalibrateSec: res.Manifest.Training.Seconds}}}, nil
+	}
 	cache, err := calibration.BuildCacheWith(ctx, ex, imgs, used, cfg, store, prog)
 	if err != nil {
 		return nil, err
@@ -346,6 +386,38 @@ func evalImage(ctx context.Context, runs []*evalRun, fc *featcache.Cache, t *tes
 		return nil, err
 	}
 	return raw, inspectParts(ctx, runs, img, t, withHeat)
+}
+
+// inspectLocal scores one test image with each (patch-level) model by a
+// whole inspection, recording score, time and, with a mask, pixel figures.
+func inspectLocal(ctx context.Context, runs []*evalRun, t *testImage, T int, withHeat bool) error {
+	img, err := imageops.ReadFile(t.path)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	for _, r := range runs {
+		res, err := r.in.Inspect(ctx, img, withHeat)
+		if err != nil {
+			return err
+		}
+		r.byT[T] = append(r.byT[T], res.Score)
+		r.ms = append(r.ms, float64(res.Elapsed.Microseconds())/1000)
+		if !withHeat {
+			continue
+		}
+		onMask, err := addPixels(r.pix, r.in, img, res.Heat, t.mask)
+		if err != nil {
+			return err
+		}
+		if t.class != "good" {
+			r.peaks++
+			if onMask {
+				r.peaksIn++
+			}
+		}
+	}
+	return nil
 }
 
 // inspectParts runs each model's whole inspection of one test image, for

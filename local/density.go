@@ -1,0 +1,79 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/inspectd/inspectd/model"
+)
+
+// Density scores patch vectors: higher means less like the good parts'
+// patches. Each implementation is one file registered by name.
+type Density interface {
+	// Fit learns from n rows of dim values; owner[i] is the good image row
+	// i came from, so Score can leave one image out.
+	Fit(ctx context.Context, x []float32, n, dim int, owner []int32) error
+	// Score returns one score per row. With exclude >= 0 the rows of that
+	// good image are left out of the reference (leave-one-out scores for
+	// the threshold, from the model itself rather than refits); only valid
+	// on a density fitted in this process.
+	Score(ctx context.Context, x []float32, n int, exclude int32) ([]float32, error)
+	// Config is the method's stored configuration.
+	Config() json.RawMessage
+	// Tensors are what the model file keeps; Load restores them.
+	Tensors() []model.Tensor
+	Load(m *model.Model, dim int) error
+}
+
+// Factory makes an unfitted density from its stored configuration (nil:
+// the defaults).
+type Factory func(cfg json.RawMessage) (Density, error)
+
+var (
+	mu       sync.Mutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a density available by name; names are model.Method values.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("local: density " + name + " registered twice")
+	}
+	registry[name] = f
+}
+
+// New makes the named density.
+func New(name string, cfg json.RawMessage) (Density, error) {
+	mu.Lock()
+	f, ok := registry[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("local: unknown patch density %q (have %v)", name, Names())
+	}
+	return f(cfg)
+}
+
+// Is says whether name is a registered patch density.
+func Is(name string) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	_, ok := registry[name]
+	return ok
+}
+
+// Names lists the registered densities.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []string
+	for k := range registry {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,259 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/model"
+)
+
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b)) }
+
+func TestGridHandComputed(t *testing.T) {
+	// Tap 0: 1 channel 2x2; tap 1: 2 channels 1x1 (coarser), reduced to 1.
+	maps := []features.Map{
+		{Tap: 0, C: 1, H: 2, W: 2, Data: []float32{1, 2, 3, 4}},
+		{Tap: 1, C: 2, H: 1, W: 1, Data: []float32{10, 20}},
+	}
+	rows, h, w, dim, err := Grid(maps, GridConfig{Neighbourhood: 3, Dims: []int{0, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h != 2 || w != 2 || dim != 2 {
+		t.Fatalf("grid %dx%d dim %d, want 2x2 dim 2", h, w, dim)
+	}
+	// 3x3 mean inside a 2x2 map covers all four cells: 2.5 everywhere; the
+	// coarse tap averages its channels (15) and is copied to every cell.
+	for p := 0; p < 4; p++ {
+		if !near(float64(rows[p*2]), 2.5, 1e-6) || !near(float64(rows[p*2+1]), 15, 1e-6) {
+			t.Fatalf("position %d = %v, want [2.5 15]", p, rows[p*2:p*2+2])
+		}
+	}
+}
+
+func TestBoxMeanBorders(t *testing.T) {
+	// 1x3 map [0 3 6], window 3: borders average only what lies inside.
+	got := boxMean([]float32{0, 3, 6}, 1, 1, 3, 3)
+	want := []float32{1.5, 3, 4.5}
+	for i := range want {
+		if !near(float64(got[i]), float64(want[i]), 1e-6) {
+			t.Fatalf("boxMean = %v, want %v", got, want)
+		}
+	}
+}
+
+func TestReduceChannels(t *testing.T) {
+	tests := []struct {
+		c, k int
+		want []float32
+	}{
+		{4, 2, []float32{0.5, 2.5}},
+		{3, 2, []float32{0.5, 1.5}}, // runs overlap when k does not divide c
+		{3, 3, []float32{0, 1, 2}},
+	}
+	for _, tc := range tests {
+		src := make([]float32, tc.c)
+		for i := range src {
+			src[i] = float32(i)
+		}
+		got := reduceChannels(src, tc.c, 1, tc.k)
+		for i := range tc.want {
+			if !near(float64(got[i]), float64(tc.want[i]), 1e-6) {
+				t.Errorf("c=%d k=%d: %v, want %v", tc.c, tc.k, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestResizeKeepsConstantsAndCentres(t *testing.T) {
+	// A constant map stays constant; a 1x2 ramp sampled at 1x4 cell centres
+	// gives the half-pixel interpolation.
+	c := resize([]float32{7, 7, 7, 7}, 1, 2, 2, 5, 3)
+	for _, v := range c {
+		if !near(float64(v), 7, 1e-6) {
+			t.Fatalf("constant map resized to %v", c)
+		}
+	}
+	r := resize([]float32{0, 4}, 1, 1, 2, 1, 4)
+	want := []float32{0, 1, 3, 4}
+	for i := range want {
+		if !near(float64(r[i]), float64(want[i]), 1e-6) {
+			t.Fatalf("ramp resized to %v, want %v", r, want)
+		}
+	}
+}
+
+func TestGridRejectsBadInput(t *testing.T) {
+	good := features.Map{C: 1, H: 1, W: 1, Data: []float32{1}}
+	tests := []struct {
+		name string
+		maps []features.Map
+		cfg  GridConfig
+		want string
+	}{
+		{"no maps", nil, GridConfig{Neighbourhood: 3, Dims: nil}, "no maps"},
+		{"even window", []features.Map{good}, GridConfig{Neighbourhood: 2, Dims: []int{0}}, "odd"},
+		{"dims count", []features.Map{good}, GridConfig{Neighbourhood: 1, Dims: []int{0, 0}}, "channel counts"},
+		{"short data", []features.Map{{C: 2, H: 2, W: 2, Data: []float32{1}}}, GridConfig{Neighbourhood: 1, Dims: []int{0}}, "holds 1 values"},
+	}
+	for _, tc := range tests {
+		if _, _, _, _, err := Grid(tc.maps, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want it to mention %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func randRows(rng *rand.Rand, n, dim int) []float32 {
+	x := make([]float32, n*dim)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+func bruteNN(bank []float32, m int, q []float32, dim int, skip func(int) bool) float64 {
+	best := math.Inf(1)
+	for j := 0; j < m; j++ {
+		if skip != nil && skip(j) {
+			continue
+		}
+		var d float64
+		for c := 0; c < dim; c++ {
+			e := float64(q[c] - bank[j*dim+c])
+			d += e * e
+		}
+		best = min(best, d)
+	}
+	return math.Sqrt(best)
+}
+
+func TestPatchCoreNearestNeighbour(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n, dim, nq = 300, 7, 40
+	x := randRows(rng, n, dim)
+	owner := make([]int32, n)
+	for i := range owner {
+		owner[i] = int32(i % 5)
+	}
+	d, err := New(MethodPatchCore, []byte(`{"max_bank":1000,"proj_dim":0,"seed":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fit(context.Background(), x, n, dim, owner); err != nil {
+		t.Fatal(err)
+	}
+	q := randRows(rng, nq, dim)
+	for _, exclude := range []int32{-1, 3} {
+		got, err := d.Score(context.Background(), q, nq, exclude)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < nq; i++ {
+			var skip func(int) bool
+			if exclude >= 0 {
+				skip = func(j int) bool { return owner[j] == exclude }
+			}
+			want := bruteNN(x, n, q[i*dim:(i+1)*dim], dim, skip)
+			if !near(float64(got[i]), want, 1e-4) {
+				t.Fatalf("exclude %d row %d: %v, brute force %v", exclude, i, got[i], want)
+			}
+		}
+	}
+	// A bank row scores zero against the bank, and not zero once its image
+	// is left out.
+	s, _ := d.Score(context.Background(), x[:dim], 1, -1)
+	l, _ := d.Score(context.Background(), x[:dim], 1, owner[0])
+	if s[0] > 1e-3 || l[0] < 1e-2 {
+		t.Fatalf("own row scores %v with its image and %v without", s[0], l[0])
+	}
+}
+
+func TestCoresetCoversFarPoints(t *testing.T) {
+	// 500 points near the origin and 3 far away: a coreset of 10 keeps all
+	// three outliers (greedy k-centre takes the farthest point each step).
+	rng := rand.New(rand.NewPCG(3, 4))
+	const dim = 16
+	x := make([]float32, 0, 503*dim)
+	for i := 0; i < 500; i++ {
+		for c := 0; c < dim; c++ {
+			x = append(x, float32(0.01*rng.NormFloat64()))
+		}
+	}
+	for k := 0; k < 3; k++ {
+		for c := 0; c < dim; c++ {
+			v := float32(0)
+			if c == k {
+				v = 100
+			}
+			x = append(x, v)
+		}
+	}
+	idx, err := coreset(context.Background(), x, 503, dim, 10, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) != 10 {
+		t.Fatalf("coreset of %d rows, want 10", len(idx))
+	}
+	seen := map[int]bool{}
+	for _, i := range idx {
+		seen[i] = true
+	}
+	for k := 500; k < 503; k++ {
+		if !seen[k] {
+			t.Fatalf("outlier %d not in coreset %v", k, idx)
+		}
+	}
+}
+
+func TestPatchCoreSaveLoad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n, dim = 64, 5
+	x := randRows(rng, n, dim)
+	d, _ := New(MethodPatchCore, nil)
+	if err := d.Fit(context.Background(), x, n, dim, make([]int32, n)); err != nil {
+		t.Fatal(err)
+	}
+	m := model.FromTensors(model.Manifest{ID: "t"}, d.Tensors())
+	d2, err := New(MethodPatchCore, d.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Load(m, dim); err != nil {
+		t.Fatal(err)
+	}
+	q := randRows(rng, 3, dim)
+	a, _ := d.Score(context.Background(), q, 3, -1)
+	b, _ := d2.Score(context.Background(), q, 3, -1)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("loaded bank scores %v, fitted %v", b, a)
+		}
+	}
+	if _, err := d2.Score(context.Background(), q, 3, 0); err == nil {
+		t.Fatal("leave-one-out on a loaded bank (no owners) was accepted")
+	}
+	if err := d2.Load(m, dim+1); err == nil {
+		t.Fatal("bank of another width was accepted")
+	}
+	bad := model.FromTensors(model.Manifest{ID: "t"}, []model.Tensor{{Name: tensorBank, Shape: []int{1, dim}, Data: []float32{1, 2, float32(math.NaN()), 4, 5}}})
+	if err := d2.Load(bad, dim); err == nil || !strings.Contains(err.Error(), "non-finite") {
+		t.Fatalf("NaN in the bank: err %v", err)
+	}
+}
+
+func TestPatchCoreConfigBounds(t *testing.T) {
+	for _, cfg := range []string{`{"max_bank":0}`, `{"max_bank":-5}`, `{"max_bank":100000000}`, `{"proj_dim":-1}`, `{"max_bank":"x"}`} {
+		if _, err := New(MethodPatchCore, json.RawMessage(cfg)); err == nil {
+			t.Errorf("configuration %s accepted", cfg)
+		}
+	}
+	if _, err := New("nope", nil); err == nil || !strings.Contains(err.Error(), "patchcore") {
+		t.Errorf("unknown density: err %v, want the list of names", err)
+	}
+}
