@@ -33,6 +33,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Source says where the threshold in force came from.
@@ -96,6 +97,8 @@ type Config struct {
 	// their median is more than DriftLimit robust units away.
 	DriftWindow int
 	DriftLimit  float64
+	// Now stamps changes (nil: no time, as in Simulate).
+	Now func() time.Time
 }
 
 // WithDefaults fills zero fields.
@@ -175,6 +178,7 @@ type Change struct {
 	Observed uint64
 	// PredictedFRR is the line fit's false-reject rate at To (0 without a fit).
 	PredictedFRR float64
+	Time         time.Time `json:",omitzero"`
 }
 
 // Drift is the stream's position against its reference.
@@ -306,6 +310,9 @@ func (r *Refiner) moveLocked(proposed float64, reason string) (Change, bool) {
 	c := Change{From: r.thresh, To: t, Reason: reason, Observed: r.observed}
 	if r.fit != nil {
 		c.PredictedFRR = r.fit.FRR(t)
+	}
+	if r.cfg.Now != nil {
+		c.Time = r.cfg.Now()
 	}
 	r.thresh, r.source, r.last = t, SourceRefined, &c
 	return c, true
