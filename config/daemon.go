@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -70,6 +71,7 @@ func (d *Daemon) Validate() error {
 	bad := func(name string, v any, want string) error {
 		return fmt.Errorf("configuration: %s_%s=%v: %s", Prefix, name, v, want)
 	}
+	d.operatingDefaults()
 	switch {
 	case d.Source == "":
 		return bad("SOURCE", `""`, "required (a camera device, video file, stream URL, gst: pipeline or dir: hot folder)")
@@ -137,6 +139,21 @@ func (d *Daemon) Validate() error {
 		return bad("MQTT_CERT_FILE", d.CertFile, "client certificate and key (MQTT_KEY_FILE) go together")
 	}
 	return nil
+}
+
+// operatingDefaults fills the operating-point settings a Daemon made in code
+// (not by LoadDaemon) left at zero, with the defaults LoadDaemon uses.
+func (d *Daemon) operatingDefaults() {
+	if d.Refine == "" {
+		d.Refine = "on"
+	}
+	d.RefineAfter = cmp.Or(d.RefineAfter, 100)
+	d.RefineWindow = cmp.Or(d.RefineWindow, max(1000, d.RefineAfter))
+	d.RefineMin = cmp.Or(d.RefineMin, 0.25)
+	d.RefineMax = cmp.Or(d.RefineMax, 2)
+	d.DriftWindow = cmp.Or(d.DriftWindow, 50)
+	d.DriftLimit = cmp.Or(d.DriftLimit, 1)
+	d.FeedbackMemory = cmp.Or(d.FeedbackMemory, 5000)
 }
 
 // Refining reports whether refinement runs: INSPECTD_REFINE=on and no fixed
