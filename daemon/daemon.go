@@ -207,7 +207,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.setState(alerts.StateRunning)
 	d.beat.Store(time.Now().UnixNano())
+	d.rateMu.Lock()
 	d.rateAt = time.Now()
+	d.rateMu.Unlock()
 	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 	d.publishStatus()
 
