@@ -397,11 +397,15 @@ func (r *Refiner) driftLocked() Drift {
 	if ref == nil || len(r.window) < r.cfg.DriftWindow {
 		return Drift{}
 	}
-	ordered := r.orderedLocked()
-	recent := ordered[len(ordered)-r.cfg.DriftWindow:]
-	logs := make([]float64, len(recent))
-	for i, v := range recent {
-		logs[i] = math.Log(v)
+	// The newest DriftWindow scores, without copying the whole ring.
+	logs := make([]float64, r.cfg.DriftWindow)
+	end := len(r.window)
+	if end == r.cfg.Window {
+		end = r.next
+	}
+	for i := range logs {
+		j := (end - 1 - i + len(r.window)) % len(r.window)
+		logs[i] = math.Log(r.window[j])
 	}
 	slices.Sort(logs)
 	z := (quantileSorted(logs, 0.5) - ref.Mu) / ref.Sigma

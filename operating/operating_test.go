@@ -333,3 +333,20 @@ func TestFitThresholdAndFRR(t *testing.T) {
 		t.Error("FRR at a non-positive threshold is not 1")
 	}
 }
+
+// Drift reads the newest scores of a ring that has wrapped.
+func TestDriftOnWrappedWindow(t *testing.T) {
+	cal := []float64{math.E, math.E * math.E, math.E * math.E * math.E} // logs 1, 2, 3: median 2, MAD 1.4826
+	r, _ := New(Config{Start: 1e6, After: 20, Window: 20, DriftWindow: 5, CalibrationGood: cal, MaxFactor: 1})
+	for i := 1; i <= 25; i++ {
+		r.Observe(float64(i))
+	}
+	d := r.Drift()
+	// Newest five: 21..25, median 23. The line's first fit is the reference
+	// now (20 scores seen), so check against it.
+	st := r.State("k")
+	want := (math.Log(23) - st.Baseline.Mu) / st.Baseline.Sigma
+	if d.Reference != "line" || math.Abs(d.Score-want) > 1e-12 {
+		t.Errorf("drift %+v, want %v against the line", d, want)
+	}
+}
