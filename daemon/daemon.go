@@ -157,6 +157,9 @@ func (d *Daemon) loadModel(path string) (*active, error) {
 // Reload swaps in the model file; on failure the running model stays and the
 // error is reported in status and metrics.
 func (d *Daemon) Reload() error {
+	// The same model reloaded takes its operating state back from the
+	// file: bring the file up to date first.
+	d.saveState(d.cur.Load())
 	l, err := d.loadModel(d.cfg.Model)
 	if err != nil {
 		d.met.reloads.WithLabelValues("refused").Inc()
