@@ -96,7 +96,9 @@ func TestFeedbackRoundTrip(t *testing.T) {
 	publishRaw(t, b.url("tcp"), topic, []byte(strings.Repeat("{", MaxFeedbackBytes+1)), false)
 	publishRaw(t, b.url("tcp"), topic, []byte(`{"part_id":"P-9","label":"meh"}`), false)
 	want := []func(Feedback) bool{
-		func(fb Feedback) bool { return fb.Err == nil && fb.PartID == "P-9" && fb.Label == LabelDefect && !fb.Time.IsZero() },
+		func(fb Feedback) bool {
+			return fb.Err == nil && fb.PartID == "P-9" && fb.Label == LabelDefect && !fb.Time.IsZero()
+		},
 		func(fb Feedback) bool { return fb.Err != nil && strings.Contains(fb.Err.Error(), "at most 1024") },
 		func(fb Feedback) bool { return fb.Err != nil && strings.Contains(fb.Err.Error(), `label "meh"`) },
 	}
