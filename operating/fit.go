@@ -31,12 +31,16 @@ func (f Fit) Threshold(frr float64) float64 {
 	return math.Exp(f.Mu + t*f.Sigma*math.Sqrt(1+1/float64(max(f.N, 1))))
 }
 
-// FRR is the fraction of good parts the fit predicts above threshold t.
+// FRR is the fraction of new good parts the fit predicts above threshold
+// t, from the same predictive distribution Threshold inverts (so
+// FRR(Threshold(p)) = p): it allows for the fit's own uncertainty.
 func (f Fit) FRR(t float64) float64 {
 	if !(t > 0) {
 		return 1
 	}
-	return 1 - distuv.UnitNormal.CDF((math.Log(t)-f.Mu)/f.Sigma)
+	nu := float64(max(f.N-1, 1))
+	z := (math.Log(t) - f.Mu) / (f.Sigma * math.Sqrt(1+1/float64(max(f.N, 1))))
+	return 1 - distuv.StudentsT{Mu: 0, Sigma: 1, Nu: nu}.CDF(z)
 }
 
 // robustLogFit fits the good parts' score distribution from a stream that

@@ -322,13 +322,15 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestFitThresholdAndFRR(t *testing.T) {
-	f := Fit{Mu: math.Log(5), Sigma: 0.4, N: 1000}
-	for _, frr := range []float64{0.01, 0.02, 0.05} {
-		th := f.Threshold(frr)
-		if got := f.FRR(th); math.Abs(got-frr) > 0.1*frr {
-			t.Errorf("FRR at the %v threshold %v is %v", frr, th, got)
+	for _, f := range []Fit{{Mu: math.Log(5), Sigma: 0.4, N: 1000}, {Mu: 1, Sigma: 0.3, N: 16}} {
+		for _, frr := range []float64{0.01, 0.02, 0.05} {
+			th := f.Threshold(frr)
+			if got := f.FRR(th); math.Abs(got-frr) > 1e-9 {
+				t.Errorf("fit %+v: FRR at the %v threshold %v is %v", f, frr, th, got)
+			}
 		}
 	}
+	f := Fit{Mu: math.Log(5), Sigma: 0.4, N: 1000}
 	if f.FRR(0) != 1 || f.FRR(-1) != 1 {
 		t.Error("FRR at a non-positive threshold is not 1")
 	}
