@@ -146,7 +146,7 @@ func (d *Daemon) loadModel(path string) (*active, error) {
 	if d.cfg.Transforms > 0 {
 		l.SetTransforms(d.cfg.Transforms)
 	}
-	a, err := d.newOperating(l)
+	a, err := d.newOperating(l, d.cur.Load())
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("loading model: %w", err)
@@ -157,9 +157,6 @@ func (d *Daemon) loadModel(path string) (*active, error) {
 // Reload swaps in the model file; on failure the running model stays and the
 // error is reported in status and metrics.
 func (d *Daemon) Reload() error {
-	// The same model reloaded takes its operating state back from the
-	// file: bring the file up to date first.
-	d.saveState(d.cur.Load())
 	l, err := d.loadModel(d.cfg.Model)
 	if err != nil {
 		d.met.reloads.WithLabelValues("refused").Inc()

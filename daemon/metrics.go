@@ -56,7 +56,7 @@ func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metr
 		threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "inspectd_threshold",
 			Help: "Decision threshold in force; source: calibrated, override, frr or refined."}, []string{"source"}),
 		thresholdChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_threshold_changes_total",
-			Help: "Threshold moves on the line by reason: refined (from the stream), feedback (confirmed-good parts), restored (saved state at start)."}, []string{"reason"}),
+			Help: "Threshold moves on the line by reason: refined (from the stream), feedback (confirmed-good parts), drift (back to the start: scores drifted up), restored (saved state at start)."}, []string{"reason"}),
 		drift: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_score_drift",
 			Help: "Median of recent log scores minus the reference, in robust deviations (drift beyond INSPECTD_DRIFT_LIMIT)."}),
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_feedback_total",

@@ -42,8 +42,9 @@ type active struct {
 // newOperating sets up the operating point of a loaded model: the starting
 // threshold (INSPECTD_THRESHOLD, else INSPECTD_FRR on the model's good
 // scores with its tail method, else the model's), refinement settings, and
-// the state saved by an earlier run of the same model and settings.
-func (d *Daemon) newOperating(l *pipeline.Loaded) (*active, error) {
+// the state saved by an earlier run of the same model and settings. A
+// reload of the model in use (prev) keeps prev's operating point as it is.
+func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error) {
 	man := l.Manifest()
 	start, src, target := man.Threshold.Value, operating.SourceCalibrated, man.Threshold.TargetFRR
 	if !(target > 0 && target < 0.5) {
@@ -71,7 +72,11 @@ func (d *Daemon) newOperating(l *pipeline.Loaded) (*active, error) {
 		return nil, fmt.Errorf("model %s: operating point: %w", man.ID, err)
 	}
 	a := &active{Loaded: l, op: op, key: op.Key(man.ID)}
-	d.restoreState(a)
+	if prev != nil && prev.key == a.key {
+		a.op = prev.op
+	} else {
+		d.restoreState(a)
+	}
 	t, s := op.Threshold()
 	l.SetThreshold(t)
 	d.log.Info("threshold in force", "model", man.ID, "threshold", t, "source", s, "target_frr", target,

@@ -24,7 +24,9 @@
 // against the line's own reference, since calibration's out-of-sample
 // scores run higher than the final model's on new good parts. While the
 // stream drifts, refinement holds the threshold: a changed distribution is
-// for a person to look at, not to be followed.
+// for a person to look at, not to be followed. Drifting up with a threshold
+// refined below the start puts it back to the start (reason "drift"): the
+// refined one would reject good parts in numbers.
 package operating
 
 import (
@@ -51,6 +53,7 @@ const (
 	ReasonRefined  = "refined"  // re-estimated from the stream
 	ReasonFeedback = "feedback" // raised by confirmed-good parts
 	ReasonRestored = "restored" // taken from the state saved before a restart
+	ReasonDrift    = "drift"    // back to the start: scores drifted up
 )
 
 // Defaults of Config's zero fields.
@@ -274,6 +277,13 @@ func (r *Refiner) Observe(score float64) (Change, bool) {
 		r.next = (r.next + 1) % r.cfg.Window
 	}
 	r.sinceFit++
+	if r.cfg.Refine && r.thresh < r.cfg.Start {
+		// Scores moving up make a threshold refined below the start reject
+		// good parts in numbers: back to the start until a person looks.
+		if d := r.driftLocked(); d.Drifting && d.Score > 0 {
+			return r.setLocked(r.cfg.Start, r.cfg.Source, ReasonDrift), true
+		}
+	}
 	if len(r.window) < r.cfg.After || (r.fit != nil && r.sinceFit < r.cfg.Every) {
 		return Change{}, false
 	}
@@ -307,6 +317,10 @@ func (r *Refiner) moveLocked(proposed float64, reason string) (Change, bool) {
 	if t == r.thresh {
 		return Change{}, false
 	}
+	return r.setLocked(t, SourceRefined, reason), true
+}
+
+func (r *Refiner) setLocked(t float64, src Source, reason string) Change {
 	c := Change{From: r.thresh, To: t, Reason: reason, Observed: r.observed}
 	if r.fit != nil {
 		c.PredictedFRR = r.fit.FRR(t)
@@ -314,8 +328,8 @@ func (r *Refiner) moveLocked(proposed float64, reason string) (Change, bool) {
 	if r.cfg.Now != nil {
 		c.Time = r.cfg.Now()
 	}
-	r.thresh, r.source, r.last = t, SourceRefined, &c
-	return c, true
+	r.thresh, r.source, r.last = t, src, &c
+	return c
 }
 
 // goodFloorLocked is the lowest threshold that keeps the confirmed-good parts

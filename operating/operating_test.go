@@ -232,17 +232,38 @@ func TestDrift(t *testing.T) {
 			}
 		})
 	}
-	// While drifting, refinement holds the threshold.
+	// Drifting up from a threshold refined below the start: back to the
+	// start, once, and held there (not following the drift).
 	r, _ := New(Config{Start: 30, Refine: true})
 	for _, s := range goods(6, 150, 5, 0.4) {
 		r.Observe(s)
 	}
-	before, _ := r.Threshold()
+	if before, src := r.Threshold(); before >= 30 || src != SourceRefined {
+		t.Fatalf("not refined down: %v (%s)", before, src)
+	}
+	var changes []Change
 	for _, s := range goods(8, 200, 12, 0.4) {
+		if c, ok := r.Observe(s); ok {
+			changes = append(changes, c)
+		}
+	}
+	after, src := r.Threshold()
+	if after != 30 || src != SourceCalibrated || !r.Drift().Drifting || len(changes) != 1 || changes[0].Reason != ReasonDrift {
+		t.Errorf("after drifting up: %v (%s), drift %+v, changes %+v; want back at 30 (calibrated) once", after, src, r.Drift(), changes)
+	}
+	// Drifting down against the line holds the threshold once drift is said.
+	r, _ = New(Config{Start: 30, Refine: true})
+	for _, s := range goods(6, 150, 5, 0.4) {
 		r.Observe(s)
 	}
-	if after, _ := r.Threshold(); after > before*1.5 || !r.Drift().Drifting {
-		t.Errorf("threshold followed the drift: %v -> %v (%+v)", before, after, r.Drift())
+	for _, s := range goods(8, 200, 2.5, 0.4) {
+		drifting := r.Drift().Drifting
+		if c, ok := r.Observe(s); ok && drifting {
+			t.Errorf("moved while drifting down: %+v", c)
+		}
+	}
+	if d := r.Drift(); !d.Drifting || d.Score > 0 {
+		t.Errorf("drift after moving down: %+v", d)
 	}
 }
 
