@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"gocv.io/x/gocv"
+
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/imageops"
@@ -314,5 +316,56 @@ func TestFeedback(t *testing.T) {
 	}
 	if n := len(sub.uniqueEvents()); n != 16 {
 		t.Errorf("%d events, want 16", n)
+	}
+}
+
+// dropNoise writes n parts of pure noise: nothing like the good parts, so
+// their scores jump up as after a lighting change.
+func dropNoise(t *testing.T, dir string, first, n int) {
+	t.Helper()
+	for i := first; i < first+n; i++ {
+		img := gocv.NewMatWithSize(partSize, partSize, gocv.MatTypeCV8UC3)
+		gocv.SetRNGSeed(i)
+		gocv.RandU(&img, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
+		png, err := imageops.EncodePNG(img)
+		img.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := imageops.WriteFileAtomic(filepath.Join(dir, fmt.Sprintf("noise%03d.png", i)), png); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Scores drifting up: status and metric say drift, and a threshold refined
+// below the calibrated one goes back to it.
+func TestDrift(t *testing.T) {
+	f := newFixture(t, 13) // the model TestRefinementOnTheLine refines down
+	hot := filepath.Join(f.dir, "hot")
+	t.Setenv("INSPECTD_REFINE_AFTER", "20")
+	t.Setenv("INSPECTD_DRIFT_WINDOW", "5")
+	cfg := f.config(t, "dir:"+hot)
+	d, _ := startDaemon(t, cfg)
+	man, _ := model.Load(f.model)
+	cal := man.Manifest.Threshold.Value
+	dropGood(t, hot, 0, 20)
+	waitFor(t, "20 inspections", 60*time.Second, func() bool { return d.Inspected() == 20 })
+	st := d.Status()
+	if st.ThresholdSource != "refined" || st.Threshold >= cal || st.Drift {
+		t.Fatalf("want a threshold refined below %v without drift; status %+v", cal, st)
+	}
+	dropNoise(t, hot, 0, 6)
+	waitFor(t, "26 inspections", 60*time.Second, func() bool { return d.Inspected() == 26 })
+	st = d.Status()
+	if !st.Drift || st.ScoreDrift <= cfg.DriftLimit || st.Threshold != cal || st.ThresholdSource != "calibrated" ||
+		st.Operating.LastChange == nil || st.Operating.LastChange.Reason != "drift" {
+		t.Errorf("after noise parts: status %+v %+v; want drift and the calibrated threshold %v back", st, st.Operating, cal)
+	}
+	if m := scrape(t, d, "inspectd_score_drift"); m != st.ScoreDrift {
+		t.Errorf("inspectd_score_drift %v, status %v", m, st.ScoreDrift)
+	}
+	if n := scrape(t, d, `inspectd_threshold_changes_total{reason="drift"}`); n != 1 {
+		t.Errorf("drift changes %v", n)
 	}
 }
