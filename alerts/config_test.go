@@ -94,6 +94,7 @@ func TestTopics(t *testing.T) {
 		tp.HeatmapTopic("abc"): "plant1/inspectd/cam0/heatmap/abc",
 		tp.Status:              "plant1/inspectd/cam0/status",
 		tp.Trigger:             "plant1/inspectd/cam0/trigger",
+		tp.Feedback:            "plant1/inspectd/cam0/feedback",
 	}
 	for got, w := range want {
 		if got != w {

@@ -16,6 +16,9 @@
 //	                  at most one per StatusInterval
 //	trigger           subscribed: payload = part id (may be empty), delivered on
 //	                  Publisher.Trigger(); retained triggers are ignored
+//	feedback          subscribed: operator verdict JSON {"event_id"|"part_id": "...",
+//	                  "label": "good"|"defect"} (at most 1 KiB), delivered
+//	                  parsed on Publisher.Feedback(), refused ones with Err
 //
 // The client id is stable per camera ("inspectd-<camera>") and the session is
 // clean: triggers sent while the camera was offline are not replayed.

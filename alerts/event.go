@@ -62,6 +62,38 @@ type Status struct {
 	EventsDropped     uint64    `json:"events_dropped"`
 	Time              time.Time `json:"time"`
 	Version           string    `json:"version,omitempty"`
+	// Threshold is the decision threshold in force and ThresholdSource where
+	// it came from: calibrated, override (INSPECTD_THRESHOLD), frr
+	// (INSPECTD_FRR) or refined (moved on the line).
+	Threshold       float64 `json:"threshold,omitempty"`
+	ThresholdSource string  `json:"threshold_source,omitempty"`
+	// Drift says the stream's scores have moved away from their reference;
+	// ScoreDrift is how far, in robust deviations of log scores (signed).
+	Drift      bool       `json:"drift"`
+	ScoreDrift float64    `json:"score_drift"`
+	Operating  *Operating `json:"operating,omitempty"`
+}
+
+// Operating details the operating point in the status message.
+type Operating struct {
+	TargetFRR float64 `json:"target_frr"`
+	// PredictedFRR is the line fit's false-reject rate at the threshold (absent before the first fit).
+	PredictedFRR   *float64         `json:"predicted_frr,omitempty"`
+	Bounds         [2]float64       `json:"bounds"` // refinement stays within
+	Refine         bool             `json:"refine"`
+	Inspections    uint64           `json:"inspections"` // scores seen by this model's operating point
+	ConfirmedGood  int              `json:"confirmed_good"`
+	DriftReference string           `json:"drift_reference,omitempty"` // line or calibration
+	LastChange     *ThresholdChange `json:"last_change,omitempty"`
+}
+
+// ThresholdChange is one move of the threshold.
+type ThresholdChange struct {
+	From        float64   `json:"from"`
+	To          float64   `json:"to"`
+	Reason      string    `json:"reason"` // refined, feedback or restored
+	Inspections uint64    `json:"inspections"`
+	Time        time.Time `json:"time,omitzero"`
 }
 
 // Suggested Status.State values.

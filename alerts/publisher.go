@@ -48,6 +48,7 @@ type Topics struct {
 	HeatmapBase  string // heatmap JPEGs are published on HeatmapBase + "/" + event id
 	Status       string // retained status JSON
 	Trigger      string // subscribed; payload is a part id
+	Feedback     string // subscribed; operator verdicts (JSON, see Feedback)
 }
 
 // TopicsFor returns the topics under <prefix>/<camera>/.
@@ -59,6 +60,7 @@ func TopicsFor(prefix, camera string) Topics {
 		HeatmapBase:  base + "heatmap",
 		Status:       base + "status",
 		Trigger:      base + "trigger",
+		Feedback:     base + "feedback",
 	}
 }
 
@@ -93,14 +95,15 @@ type Publisher struct {
 	trigMu     sync.Mutex
 	trigClosed bool
 	triggers   chan Trigger
+	feedback   chan Feedback
 
 	statusMu   sync.Mutex
 	pending    *Status // newest status not yet sent
 	lastStatus *Status // re-sent after a reconnect: the broker may have lost it
 	statusWake chan struct{}
 
-	published, skipped, trigDropped atomic.Uint64
-	lastErr                         atomic.Pointer[string]
+	published, skipped, trigDropped, fbDropped atomic.Uint64
+	lastErr                                    atomic.Pointer[string]
 }
 
 // New opens the spool and connects. A broker that refuses the credentials or
@@ -141,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		sendDone:   make(chan struct{}),
 		connCh:     make(chan struct{}),
 		triggers:   make(chan Trigger, triggerBuffer),
+		feedback:   make(chan Feedback, feedbackBuffer),
 		statusWake: make(chan struct{}, 1),
 	}
 
@@ -311,6 +315,9 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 	// A clean session forgets subscriptions, so subscribe on every connect.
 	if tok := c.Subscribe(p.topics.Trigger, p.qos, p.onTrigger); !tok.WaitTimeout(p.cfg.AckTimeout) || tok.Error() != nil {
 		p.log.Error("alerts: subscribing to trigger topic", "topic", p.topics.Trigger, "err", tok.Error())
+	}
+	if tok := c.Subscribe(p.topics.Feedback, p.qos, p.onFeedback); !tok.WaitTimeout(p.cfg.AckTimeout) || tok.Error() != nil {
+		p.log.Error("alerts: subscribing to feedback topic", "topic", p.topics.Feedback, "err", tok.Error())
 	}
 	tok := c.Publish(p.topics.Availability, p.qos, true, availabilityOnline)
 	if !tok.WaitTimeout(p.cfg.AckTimeout) || tok.Error() != nil {
@@ -695,6 +702,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.trigMu.Lock()
 	p.trigClosed = true
 	close(p.triggers)
+	close(p.feedback)
 	p.trigMu.Unlock()
 
 	if depth, _, _, _ := p.spool.stats(); depth > 0 {
@@ -719,6 +727,7 @@ type Stats struct {
 	Corrupt         uint64 // spool entries moved aside as unreadable
 	Skipped         uint64 // non-defect events not sent in PerDefect mode
 	TriggersDropped uint64 // triggers not delivered because the channel was full
+	FeedbackDropped uint64 // feedback messages not delivered because the channel was full
 	LastError       string // last connection or send error; empty once connected again
 }
 
@@ -734,6 +743,7 @@ func (p *Publisher) Stats() Stats {
 		Corrupt:         corrupt,
 		Skipped:         p.skipped.Load(),
 		TriggersDropped: p.trigDropped.Load(),
+		FeedbackDropped: p.fbDropped.Load(),
 		LastError:       p.LastError(),
 	}
 }

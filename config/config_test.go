@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every bad value is refused with an error naming its variable.
@@ -28,6 +29,21 @@ func TestLoadDaemonNamesTheVariable(t *testing.T) {
 		{map[string]string{"INSPECTD_MAX_BATCH": "0"}, "INSPECTD_MAX_BATCH"},
 		{map[string]string{"INSPECTD_LOG_LEVEL": "loud"}, "INSPECTD_LOG_LEVEL"},
 		{map[string]string{"INSPECTD_STALL_TIMEOUT": "1ms"}, "INSPECTD_STALL_TIMEOUT"},
+		{map[string]string{"INSPECTD_FRR": "0.5"}, "INSPECTD_FRR"},
+		{map[string]string{"INSPECTD_FRR": "-0.01"}, "INSPECTD_FRR"},
+		{map[string]string{"INSPECTD_FRR": "NaN"}, "INSPECTD_FRR"},
+		{map[string]string{"INSPECTD_FRR": "2%"}, "FRR"},
+		{map[string]string{"INSPECTD_FRR": "0.02", "INSPECTD_THRESHOLD": "7"}, "INSPECTD_FRR"},
+		{map[string]string{"INSPECTD_REFINE": "yes"}, "INSPECTD_REFINE"},
+		{map[string]string{"INSPECTD_REFINE_AFTER": "5"}, "INSPECTD_REFINE_AFTER"},
+		{map[string]string{"INSPECTD_REFINE_AFTER": "-1"}, "INSPECTD_REFINE_AFTER"},
+		{map[string]string{"INSPECTD_REFINE_WINDOW": "50"}, "INSPECTD_REFINE_WINDOW"},
+		{map[string]string{"INSPECTD_REFINE_MIN_FACTOR": "-0.5"}, "INSPECTD_REFINE_MIN_FACTOR"},
+		{map[string]string{"INSPECTD_REFINE_MIN_FACTOR": "1.5"}, "INSPECTD_REFINE_MIN_FACTOR"},
+		{map[string]string{"INSPECTD_REFINE_MAX_FACTOR": "0.9"}, "INSPECTD_REFINE_MAX_FACTOR"},
+		{map[string]string{"INSPECTD_DRIFT_WINDOW": "2"}, "INSPECTD_DRIFT_WINDOW"},
+		{map[string]string{"INSPECTD_DRIFT_LIMIT": "-1"}, "INSPECTD_DRIFT_LIMIT"},
+		{map[string]string{"INSPECTD_FEEDBACK_MEMORY": "-5"}, "INSPECTD_FEEDBACK_MEMORY"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -53,7 +69,28 @@ func TestLoadDaemonDefaults(t *testing.T) {
 	if d.Camera != "cam0" || d.Trigger != "continuous" || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
 		t.Errorf("defaults %+v", d)
 	}
+	if d.FRR != 0 || !d.Refining() || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {
+		t.Errorf("operating defaults %+v", d)
+	}
+	t.Setenv("INSPECTD_THRESHOLD", "7")
+	if d, err := LoadDaemon(); err != nil || d.Refining() {
+		t.Errorf("a fixed threshold still refines (%v)", err)
+	}
 	if b := d.Brokers(); len(b) != 2 || b[1] != "ssl://b:8883" {
 		t.Errorf("brokers %v", b)
+	}
+}
+
+// A Daemon made in code (the demo) gets the operating defaults.
+func TestValidateFillsOperatingDefaults(t *testing.T) {
+	d := Daemon{Runtime: Runtime{Engine: "opencv", Provider: "cpu", MaxBatch: 1}, Camera: "c", Source: "x.avi", Model: "m.zip",
+		Trigger: "continuous", MaxRate: 1, JPEGQuality: 85, Events: "inspection", SpoolDir: "/tmp/x/spool",
+		SpoolMaxBytes: 1 << 20, StallTimeout: time.Second, StatusEvery: time.Second, KeepAlive: time.Second, LogLevel: "info"}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Refine != "on" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0.25 || d.RefineMax != 2 ||
+		d.DriftWindow != 50 || d.DriftLimit != 1 || d.FeedbackMemory != 5000 || d.StateDir != "/tmp/x" {
+		t.Errorf("defaults %+v", d)
 	}
 }

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,34 +14,44 @@ import (
 // Daemon holds every setting of `inspectd run`, one instance per camera.
 type Daemon struct {
 	Runtime
-	Camera        string        `envconfig:"CAMERA" default:"cam0" desc:"camera id: MQTT sub-tree and client id"`
-	Source        string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://..., gst:<pipeline>, or dir:/path (hot folder) (required)"`
-	SourceLoop    bool          `envconfig:"SOURCE_LOOP" default:"false" desc:"loop a video file"`
-	SourcePace    bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
-	Model         string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`
-	Trigger       string        `envconfig:"TRIGGER" default:"continuous" desc:"continuous (at most MAX_RATE per second) or mqtt (inspect on each message on the trigger topic); hot folders inspect every file"`
-	MaxRate       float64       `envconfig:"MAX_RATE" default:"5" desc:"most inspections per second in continuous mode"`
-	Transforms    int           `envconfig:"TRANSFORMS" default:"0" desc:"T per inspection (0: the model's)"`
-	Threshold     float64       `envconfig:"THRESHOLD" default:"0" desc:"decision threshold override (0: the model's)"`
-	Heatmaps      bool          `envconfig:"HEATMAPS" default:"true" desc:"publish a JPEG heatmap overlay with each event"`
-	HeatmapAll    bool          `envconfig:"HEATMAP_ALL" default:"false" desc:"heatmaps for good parts too (default: defects only)"`
-	JPEGQuality   int           `envconfig:"JPEG_QUALITY" default:"85" desc:"heatmap JPEG quality 1..100"`
-	Broker        string        `envconfig:"MQTT_BROKER" default:"tcp://127.0.0.1:1883" desc:"MQTT broker URL(s), comma separated: tcp://, ssl:// or mqtts://"`
-	TopicPrefix   string        `envconfig:"MQTT_PREFIX" default:"inspectd" desc:"topic prefix of the installation"`
-	ClientID      string        `envconfig:"MQTT_CLIENT_ID" desc:"MQTT client id (default inspectd-<camera>)"`
-	Username      string        `envconfig:"MQTT_USERNAME" desc:"MQTT user name"`
-	Password      string        `envconfig:"MQTT_PASSWORD" desc:"MQTT password"`
-	CAFile        string        `envconfig:"MQTT_CA_FILE" desc:"CA certificate(s) to verify the broker (PEM)"`
-	CertFile      string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate (PEM)"`
-	KeyFile       string        `envconfig:"MQTT_KEY_FILE" desc:"client key (PEM)"`
-	KeepAlive     time.Duration `envconfig:"MQTT_KEEPALIVE" default:"30s" desc:"MQTT keep-alive; the broker publishes the last will (offline) after 1.5 of them without the daemon"`
-	Events        string        `envconfig:"EVENTS" default:"inspection" desc:"publish an event per inspection or per defect"`
-	SpoolDir      string        `envconfig:"SPOOL_DIR" default:"/var/lib/inspectd/spool" desc:"events waiting for the broker (kept across restarts)"`
-	SpoolMaxBytes int64         `envconfig:"SPOOL_MAX_BYTES" default:"268435456" desc:"spool bound; the oldest events are dropped beyond it"`
-	HTTPAddr      string        `envconfig:"HTTP_ADDR" default:"127.0.0.1:9464" desc:"Prometheus /metrics and /healthz address (empty: off)"`
-	StallTimeout  time.Duration `envconfig:"STALL_TIMEOUT" default:"10s" desc:"camera without frames this long is reopened"`
-	StatusEvery   time.Duration `envconfig:"STATUS_INTERVAL" default:"5s" desc:"how often the retained status is refreshed"`
-	LogLevel      string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	Camera         string        `envconfig:"CAMERA" default:"cam0" desc:"camera id: MQTT sub-tree and client id"`
+	Source         string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://..., gst:<pipeline>, or dir:/path (hot folder) (required)"`
+	SourceLoop     bool          `envconfig:"SOURCE_LOOP" default:"false" desc:"loop a video file"`
+	SourcePace     bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
+	Model          string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`
+	Trigger        string        `envconfig:"TRIGGER" default:"continuous" desc:"continuous (at most MAX_RATE per second) or mqtt (inspect on each message on the trigger topic); hot folders inspect every file"`
+	MaxRate        float64       `envconfig:"MAX_RATE" default:"5" desc:"most inspections per second in continuous mode"`
+	Transforms     int           `envconfig:"TRANSFORMS" default:"0" desc:"T per inspection (0: the model's)"`
+	Threshold      float64       `envconfig:"THRESHOLD" default:"0" desc:"decision threshold override (0: the model's); fixes the threshold: no refinement"`
+	FRR            float64       `envconfig:"FRR" default:"0" desc:"target false-reject rate override, e.g. 0.02: the threshold is recomputed from the model's out-of-sample good scores with the model's tail method (0: the model's threshold and rate); refinement aims at it"`
+	Refine         string        `envconfig:"REFINE" default:"on" desc:"refine the threshold on the line from the stream of scores: on or off"`
+	RefineAfter    int           `envconfig:"REFINE_AFTER" default:"100" desc:"inspections before the first refinement (then every quarter of it)"`
+	RefineWindow   int           `envconfig:"REFINE_WINDOW" default:"1000" desc:"recent scores refinement and drift look at"`
+	RefineMin      float64       `envconfig:"REFINE_MIN_FACTOR" default:"0.25" desc:"refinement never goes below this times the starting (calibrated or FRR) threshold"`
+	RefineMax      float64       `envconfig:"REFINE_MAX_FACTOR" default:"2" desc:"refinement never goes above this times the starting threshold"`
+	DriftWindow    int           `envconfig:"DRIFT_WINDOW" default:"50" desc:"recent scores whose median is compared with the reference for drift"`
+	DriftLimit     float64       `envconfig:"DRIFT_LIMIT" default:"1" desc:"drift when that median moves this many robust deviations (of log scores)"`
+	FeedbackMemory int           `envconfig:"FEEDBACK_MEMORY" default:"5000" desc:"recent events remembered (by event id and part id) for operator feedback"`
+	StateDir       string        `envconfig:"STATE_DIR" desc:"refinement state and confirmed-defect evidence (default: the parent of SPOOL_DIR)"`
+	Heatmaps       bool          `envconfig:"HEATMAPS" default:"true" desc:"publish a JPEG heatmap overlay with each event"`
+	HeatmapAll     bool          `envconfig:"HEATMAP_ALL" default:"false" desc:"heatmaps for good parts too (default: defects only)"`
+	JPEGQuality    int           `envconfig:"JPEG_QUALITY" default:"85" desc:"heatmap JPEG quality 1..100"`
+	Broker         string        `envconfig:"MQTT_BROKER" default:"tcp://127.0.0.1:1883" desc:"MQTT broker URL(s), comma separated: tcp://, ssl:// or mqtts://"`
+	TopicPrefix    string        `envconfig:"MQTT_PREFIX" default:"inspectd" desc:"topic prefix of the installation"`
+	ClientID       string        `envconfig:"MQTT_CLIENT_ID" desc:"MQTT client id (default inspectd-<camera>)"`
+	Username       string        `envconfig:"MQTT_USERNAME" desc:"MQTT user name"`
+	Password       string        `envconfig:"MQTT_PASSWORD" desc:"MQTT password"`
+	CAFile         string        `envconfig:"MQTT_CA_FILE" desc:"CA certificate(s) to verify the broker (PEM)"`
+	CertFile       string        `envconfig:"MQTT_CERT_FILE" desc:"client certificate (PEM)"`
+	KeyFile        string        `envconfig:"MQTT_KEY_FILE" desc:"client key (PEM)"`
+	KeepAlive      time.Duration `envconfig:"MQTT_KEEPALIVE" default:"30s" desc:"MQTT keep-alive; the broker publishes the last will (offline) after 1.5 of them without the daemon"`
+	Events         string        `envconfig:"EVENTS" default:"inspection" desc:"publish an event per inspection or per defect"`
+	SpoolDir       string        `envconfig:"SPOOL_DIR" default:"/var/lib/inspectd/spool" desc:"events waiting for the broker (kept across restarts)"`
+	SpoolMaxBytes  int64         `envconfig:"SPOOL_MAX_BYTES" default:"268435456" desc:"spool bound; the oldest events are dropped beyond it"`
+	HTTPAddr       string        `envconfig:"HTTP_ADDR" default:"127.0.0.1:9464" desc:"Prometheus /metrics and /healthz address (empty: off)"`
+	StallTimeout   time.Duration `envconfig:"STALL_TIMEOUT" default:"10s" desc:"camera without frames this long is reopened"`
+	StatusEvery    time.Duration `envconfig:"STATUS_INTERVAL" default:"5s" desc:"how often the retained status is refreshed"`
+	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
 // LoadDaemon reads and validates the daemon's settings.
@@ -59,6 +71,7 @@ func (d *Daemon) Validate() error {
 	bad := func(name string, v any, want string) error {
 		return fmt.Errorf("configuration: %s_%s=%v: %s", Prefix, name, v, want)
 	}
+	d.operatingDefaults()
 	switch {
 	case d.Source == "":
 		return bad("SOURCE", `""`, "required (a camera device, video file, stream URL, gst: pipeline or dir: hot folder)")
@@ -74,6 +87,26 @@ func (d *Daemon) Validate() error {
 		return bad("TRANSFORMS", d.Transforms, "want 0..360")
 	case d.Threshold < 0:
 		return bad("THRESHOLD", d.Threshold, "want >= 0")
+	case !(d.FRR >= 0 && d.FRR < 0.5):
+		return bad("FRR", d.FRR, "want 0 (the model's) or a rate 0 < FRR < 0.5")
+	case d.FRR > 0 && d.Threshold > 0:
+		return bad("FRR", d.FRR, "INSPECTD_THRESHOLD is set too: give one of them")
+	case d.Refine != "on" && d.Refine != "off":
+		return bad("REFINE", d.Refine, "want on or off")
+	case d.RefineAfter < 20 || d.RefineAfter > 100_000:
+		return bad("REFINE_AFTER", d.RefineAfter, "want 20..100000")
+	case d.RefineWindow < d.RefineAfter || d.RefineWindow > 100_000:
+		return bad("REFINE_WINDOW", d.RefineWindow, "want REFINE_AFTER..100000")
+	case !(d.RefineMin > 0 && d.RefineMin <= 1):
+		return bad("REFINE_MIN_FACTOR", d.RefineMin, "want 0 < factor <= 1")
+	case !(d.RefineMax >= 1 && d.RefineMax <= 100):
+		return bad("REFINE_MAX_FACTOR", d.RefineMax, "want 1 <= factor <= 100")
+	case d.DriftWindow < 5 || d.DriftWindow > d.RefineWindow:
+		return bad("DRIFT_WINDOW", d.DriftWindow, "want 5..REFINE_WINDOW")
+	case !(d.DriftLimit > 0 && d.DriftLimit <= 100):
+		return bad("DRIFT_LIMIT", d.DriftLimit, "want 0 < limit <= 100")
+	case d.FeedbackMemory < 1 || d.FeedbackMemory > 1_000_000:
+		return bad("FEEDBACK_MEMORY", d.FeedbackMemory, "want 1..1000000")
 	case d.JPEGQuality < 1 || d.JPEGQuality > 100:
 		return bad("JPEG_QUALITY", d.JPEGQuality, "want 1..100")
 	case d.Events != "inspection" && d.Events != "defect":
@@ -99,11 +132,33 @@ func (d *Daemon) Validate() error {
 			return bad("HTTP_ADDR", d.HTTPAddr, "want host:port")
 		}
 	}
+	if d.StateDir == "" {
+		d.StateDir = filepath.Dir(filepath.Clean(d.SpoolDir))
+	}
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		return bad("MQTT_CERT_FILE", d.CertFile, "client certificate and key (MQTT_KEY_FILE) go together")
 	}
 	return nil
 }
+
+// operatingDefaults fills the operating-point settings a Daemon made in code
+// (not by LoadDaemon) left at zero, with the defaults LoadDaemon uses.
+func (d *Daemon) operatingDefaults() {
+	if d.Refine == "" {
+		d.Refine = "on"
+	}
+	d.RefineAfter = cmp.Or(d.RefineAfter, 100)
+	d.RefineWindow = cmp.Or(d.RefineWindow, max(1000, d.RefineAfter))
+	d.RefineMin = cmp.Or(d.RefineMin, 0.25)
+	d.RefineMax = cmp.Or(d.RefineMax, 2)
+	d.DriftWindow = cmp.Or(d.DriftWindow, 50)
+	d.DriftLimit = cmp.Or(d.DriftLimit, 1)
+	d.FeedbackMemory = cmp.Or(d.FeedbackMemory, 5000)
+}
+
+// Refining reports whether refinement runs: INSPECTD_REFINE=on and no fixed
+// INSPECTD_THRESHOLD.
+func (d Daemon) Refining() bool { return d.Refine == "on" && d.Threshold == 0 }
 
 // Brokers splits the broker list.
 func (d Daemon) Brokers() []string {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,7 +42,7 @@ type Daemon struct {
 	log     *slog.Logger
 	version string
 
-	cur      atomic.Pointer[pipeline.Loaded]
+	cur      atomic.Pointer[active]
 	pub      *alerts.Publisher
 	src      capture.Source
 	met      *metrics
@@ -58,6 +59,14 @@ type Daemon struct {
 	fps, ips    float64
 	inspected   atomic.Uint64
 
+	recent     *recent
+	drifting   atomic.Bool
+	sinceSave  atomic.Uint64
+	saveMu     sync.Mutex
+	evidenceMu sync.Mutex
+	evidence   [][]byte // confirmed-defect lines, loaded on first use
+	fbDone     chan struct{}
+
 	// OnEvent, when set, is called after each event is queued (tests, demo).
 	OnEvent func(alerts.Event)
 }
@@ -65,13 +74,31 @@ type Daemon struct {
 // New loads the model, opens the publisher (a broker that is down is not an
 // error: events are spooled) and the camera (retried in the background).
 func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version string) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, version: version}
+	// A config made in code (the demo) rather than by config.LoadDaemon
+	// gets the defaults of the settings it left out.
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Dir(filepath.Clean(cfg.SpoolDir))
+	}
+	if cfg.FeedbackMemory == 0 {
+		cfg.FeedbackMemory = 5000
+	}
+	d := &Daemon{cfg: cfg, log: log, version: version, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{})}
 	d.setState(alerts.StateStarting)
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state directory (INSPECTD_STATE_DIR): %w", err)
+	}
+	// Metrics first: loading the model's operating point counts into them.
+	var reconnects, spoolDepth, fbDropped func() float64
+	d.met = newMetrics(
+		func() float64 { return reconnects() },
+		func() float64 { return spoolDepth() },
+		func() float64 { return fbDropped() })
 	l, err := d.loadModel(cfg.Model)
 	if err != nil {
 		return nil, err
 	}
 	d.cur.Store(l)
+	d.updateOperatingMetrics(l)
 	mode := alerts.PerInspection
 	if cfg.Events == "defect" {
 		mode = alerts.PerDefect
@@ -95,9 +122,9 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		l.Close()
 		return nil, fmt.Errorf("camera: %w", err)
 	}
-	d.met = newMetrics(
-		func() float64 { return float64(d.src.Status().Reconnects) },
-		func() float64 { return float64(d.pub.SpoolDepth()) })
+	reconnects = func() float64 { return float64(d.src.Status().Reconnects) }
+	spoolDepth = func() float64 { return float64(d.pub.SpoolDepth()) }
+	fbDropped = func() float64 { return float64(d.pub.Stats().FeedbackDropped) }
 	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
 	return d, nil
 }
@@ -111,7 +138,7 @@ func (d *Daemon) maxRate() float64 {
 	return 0
 }
 
-func (d *Daemon) loadModel(path string) (*pipeline.Loaded, error) {
+func (d *Daemon) loadModel(path string) (*active, error) {
 	l, err := pipeline.Open(d.cfg.Runtime, path)
 	if err != nil {
 		return nil, fmt.Errorf("loading model: %w", err)
@@ -119,10 +146,12 @@ func (d *Daemon) loadModel(path string) (*pipeline.Loaded, error) {
 	if d.cfg.Transforms > 0 {
 		l.SetTransforms(d.cfg.Transforms)
 	}
-	if d.cfg.Threshold > 0 {
-		l.SetThreshold(d.cfg.Threshold)
+	a, err := d.newOperating(l, d.cur.Load())
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("loading model: %w", err)
 	}
-	return l, nil
+	return a, nil
 }
 
 // Reload swaps in the model file; on failure the running model stays and the
@@ -135,6 +164,9 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	old := d.cur.Swap(l)
+	d.drifting.Store(false)
+	d.updateOperatingMetrics(l)
+	d.saveState(l)
 	d.met.info.Reset()
 	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
 	d.met.reloads.WithLabelValues("ok").Inc()
@@ -175,12 +207,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.setState(alerts.StateRunning)
 	d.beat.Store(time.Now().UnixNano())
+	d.rateMu.Lock()
 	d.rateAt = time.Now()
+	d.rateMu.Unlock()
 	sdaemon.SdNotify(false, sdaemon.SdNotifyReady)
 	d.publishStatus()
 
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- d.loop(ctx) }()
+	go func() { defer close(d.fbDone); d.feedbackLoop(d.pub.Feedback()) }()
 
 	wd, _ := sdaemon.SdWatchdogEnabled(false)
 	watch := time.NewTicker(max(wd/3, time.Second))
@@ -217,6 +252,8 @@ wait:
 	if err := d.pub.Close(stopCtx); err != nil {
 		d.log.Warn("publisher closed with events left in the spool (sent after restart)", "err", err)
 	}
+	<-d.fbDone // Close closed the feedback channel
+	d.saveState(d.cur.Load())
 	d.cur.Load().Close()
 	if errors.Is(loopErr, context.Canceled) {
 		return nil
@@ -298,12 +335,16 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 	if err != nil {
 		return fmt.Errorf("inspecting frame %d: %w", fr.Seq, err)
 	}
+	// The operating point's threshold decides (it may have been refined);
+	// the decision is published once and never revisited.
+	threshold, _ := l.op.Threshold()
+	defect := res.Score > threshold
 	verdict := alerts.VerdictOK
-	if res.Defect {
+	if defect {
 		verdict = alerts.VerdictDefect
 	}
 	var jpg []byte
-	if d.cfg.Heatmaps && (res.Defect || d.cfg.HeatmapAll) {
+	if d.cfg.Heatmaps && (defect || d.cfg.HeatmapAll) {
 		ov, err := l.Overlay(fr.Mat, res.Heat)
 		if err != nil {
 			return fmt.Errorf("heatmap overlay: %w", err)
@@ -314,7 +355,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 			return fmt.Errorf("heatmap JPEG: %w", err)
 		}
 	}
-	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: res.Threshold,
+	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: threshold,
 		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000}
 	if err := d.pub.Publish(ctx, ev, jpg); err != nil {
 		return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
@@ -324,7 +365,10 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 		d.log.Warn("acknowledging frame", "part", fr.PartID, "err", err)
 	}
 	d.met.inspections.WithLabelValues(string(verdict)).Inc()
-	d.met.scores.Observe(res.Score / res.Threshold)
+	d.met.scores.Observe(res.Score / threshold)
+	d.recent.add(record{EventID: ev.ID, PartID: ev.PartID, Seq: ev.Seq, Time: time.Now().UTC(), Score: ev.Score, Threshold: threshold,
+		Verdict: verdict, ModelID: ev.ModelID, key: l.key}, d.cfg.FeedbackMemory)
+	d.observe(l, res.Score)
 	d.met.inference.Observe(res.Elapsed.Seconds())
 	d.met.latency.Observe(ev.LatencyMS / 1000)
 	d.inspected.Add(1)
@@ -349,6 +393,7 @@ func (d *Daemon) Status() alerts.Status {
 	l := d.cur.Load()
 	st := alerts.Status{State: *d.state.Load(), FPS: fps, InspectionsPerSec: ips, ModelID: l.Manifest().ID,
 		Provider: l.Runtime.Describe(), Version: d.version}
+	operatingStatus(&st, l)
 	cs := d.src.Status()
 	// Connecting is normal for a moment at start; reconnecting means the
 	// camera failed or stalled.

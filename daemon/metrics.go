@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,9 +20,17 @@ type metrics struct {
 	errors        *prometheus.CounterVec
 	info          *prometheus.GaugeVec
 	reloads       *prometheus.CounterVec
+
+	threshold        *prometheus.GaugeVec
+	thresholdSource  string
+	thresholdMu      sync.Mutex
+	thresholdChanges *prometheus.CounterVec
+	drift            prometheus.Gauge
+	feedback         *prometheus.CounterVec
+	feedbackDropped  prometheus.CounterFunc
 }
 
-func newMetrics(captureErrors, spoolDepth func() float64) *metrics {
+func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "inspectd_frames_total",
@@ -43,7 +53,29 @@ func newMetrics(captureErrors, spoolDepth func() float64) *metrics {
 			Help: "The model and runtime in use (value 1)."}, []string{"model_id", "runtime"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_model_reloads_total",
 			Help: "Model reloads (SIGHUP) by result."}, []string{"result"}),
+		threshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "inspectd_threshold",
+			Help: "Decision threshold in force; source: calibrated, override, frr or refined."}, []string{"source"}),
+		thresholdChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_threshold_changes_total",
+			Help: "Threshold moves on the line by reason: refined (from the stream), feedback (confirmed-good parts), drift (back to the start: scores drifted up), restored (saved state at start)."}, []string{"reason"}),
+		drift: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_score_drift",
+			Help: "Median of recent log scores minus the reference, in robust deviations (drift beyond INSPECTD_DRIFT_LIMIT)."}),
+		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_feedback_total",
+			Help: "Operator feedback by result: false_reject, good, defect, missed_defect, unknown_event, duplicate, invalid."}, []string{"result"}),
+		feedbackDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_feedback_dropped_total",
+			Help: "Feedback messages dropped because they came faster than they were handled."}, feedbackDropped),
 	}
-	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureErrors, m.spoolDepth, m.errors, m.info, m.reloads)
+	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureErrors, m.spoolDepth, m.errors, m.info, m.reloads,
+		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped)
 	return m
+}
+
+// setThreshold shows the threshold in force under its source (one series).
+func (m *metrics) setThreshold(t float64, source string) {
+	m.thresholdMu.Lock()
+	defer m.thresholdMu.Unlock()
+	if source != m.thresholdSource {
+		m.threshold.Reset()
+		m.thresholdSource = source
+	}
+	m.threshold.WithLabelValues(source).Set(t)
 }

@@ -1,0 +1,178 @@
+package operating
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/metrics"
+)
+
+// line makes a synthetic test set: good scores log-normal (median goodMedian,
+// log spread sigma), defects the same shifted up by shift (in log units) with
+// spread 1.5 sigma, frac of the parts defective.
+func line(seed uint64, n int, frac, goodMedian, sigma, shift float64) []Part {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	parts := make([]Part, n)
+	nd := int(math.Round(frac * float64(n)))
+	for i := range parts {
+		if i < nd {
+			parts[i] = Part{Score: goodMedian * math.Exp(shift+1.5*sigma*rng.NormFloat64()), Defect: true}
+		} else {
+			parts[i] = Part{Score: goodMedian * math.Exp(sigma*rng.NormFloat64())}
+		}
+	}
+	return parts
+}
+
+// calibrationGood mimics calibration's out-of-sample scores: 16 good parts
+// scored by fold models, which run higher (bias, log units) than the final
+// model does on new good parts.
+func calibrationGood(seed uint64, goodMedian, sigma, bias float64) []float64 {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	g := make([]float64, 16)
+	for i := range g {
+		g[i] = goodMedian * math.Exp(bias+1.3*sigma*rng.NormFloat64())
+	}
+	return g
+}
+
+func TestSimulateOnSyntheticLines(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		frac, shift float64
+		bias        float64
+		minf        float64
+	}{
+		{"5% defects, fold bias", 0.05, 1.5, 0.5, 0},
+		{"10% defects, fold bias", 0.10, 1.5, 0.5, 0},
+		{"20% defects, fold bias", 0.20, 1.5, 0.5, 0},
+		{"30% defects, fold bias", 0.30, 1.5, 0.5, 0},
+		{"10% defects, no bias", 0.10, 1.5, 0, 0},
+		{"10% defects, close defects", 0.10, 0.8, 0.5, 0},
+		{"10% defects, fold bias, bounds [0.5, 2]", 0.10, 1.5, 0.5, 0.5},
+		{"30% defects, fold bias, bounds [0.5, 2]", 0.30, 1.5, 0.5, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const runs = 20
+			var frr100, catch100, oracle100, static100, frrAll, catchAll, oracleAll float64
+			for s := uint64(1); s <= runs; s++ {
+				good := calibrationGood(s, 5, 0.4, tc.bias)
+				cal, err := metrics.ThresholdForFRR(good, 0.01, metrics.MethodLogNormal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts := line(s, 600, tc.frac, 5, 0.4, tc.shift)
+				sim, err := Simulate(parts, cal, good, int64(s), Config{Refine: true, MinFactor: tc.minf})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(sim.Checkpoints) != 3 || sim.Checkpoints[0].Parts != 50 || sim.Checkpoints[1].Parts != 100 || sim.Checkpoints[2].Parts != 600 {
+					t.Fatalf("checkpoints %+v", sim.Checkpoints)
+				}
+				c100, all := sim.Checkpoints[1], sim.Checkpoints[2]
+				if c100.After.Parts != 500 || all.After.Parts != 0 || all.Cumulative.Parts != 600 {
+					t.Fatalf("checkpoint sizes: %+v / %+v", c100.After, all.After)
+				}
+				lo := tc.minf
+				if lo == 0 {
+					lo = DefaultMinFactor
+				}
+				for _, c := range sim.Changes {
+					if c.To < lo*cal*(1-1e-12) || c.To > DefaultMaxFactor*cal*(1+1e-12) {
+						t.Fatalf("threshold %v outside [%v, %v] x %v", c.To, lo, DefaultMaxFactor, cal)
+					}
+				}
+				// "After 100 parts": the decisions made from part 101 on.
+				frr100 += c100.After.FRR / runs
+				catch100 += c100.After.Catch / runs
+				oracle100 += c100.After.OracleCatch / runs
+				static100 += c100.Static.Catch / runs
+				frrAll += all.Cumulative.FRR / runs
+				catchAll += all.Cumulative.Catch / runs
+				oracleAll += all.Cumulative.OracleCatch / runs
+			}
+			t.Logf("after 100: FRR %.2f%% catch %.1f%% oracle %.1f%% (calibrated, first 100: catch %.1f%%); all: FRR %.2f%% catch %.1f%% oracle %.1f%%",
+				100*frr100, 100*catch100, 100*oracle100, 100*static100, 100*frrAll, 100*catchAll, 100*oracleAll)
+			if tc.frac <= 0.2 {
+				if frr100 > 0.02 {
+					t.Errorf("false-reject rate after 100 parts %.3f > 2%%", frr100)
+				}
+				if oracle100-catch100 > 0.10 {
+					t.Errorf("catch after 100 parts %.3f more than 10 points under the oracle's %.3f", catch100, oracle100)
+				}
+			}
+		})
+	}
+}
+
+func TestSimulateDeterministicAndStatic(t *testing.T) {
+	parts := line(7, 300, 0.1, 5, 0.4, 1.5)
+	good := calibrationGood(7, 5, 0.4, 0.5)
+	a, err := Simulate(parts, 20, good, 3, Config{Refine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Simulate(parts, 20, good, 3, Config{Refine: true})
+	if a.Final != b.Final || len(a.Changes) != len(b.Changes) || a.Checkpoints[2].Cumulative != b.Checkpoints[2].Cumulative {
+		t.Errorf("same seed, different runs: %+v vs %+v", a.Checkpoints[2], b.Checkpoints[2])
+	}
+	off, _ := Simulate(parts, 20, good, 3, Config{Refine: false})
+	if len(off.Changes) != 0 || off.Final != 20 {
+		t.Errorf("refinement off moved the threshold: %+v", off.Changes)
+	}
+	for _, c := range off.Checkpoints {
+		if c.Cumulative != c.Static {
+			t.Errorf("refinement off: %+v differs from the static %+v", c.Cumulative, c.Static)
+		}
+	}
+	small, _ := Simulate(parts[:30], 20, good, 3, Config{Refine: true})
+	if len(small.Checkpoints) != 1 || small.Checkpoints[0].Parts != 30 {
+		t.Errorf("30 parts: checkpoints %+v", small.Checkpoints)
+	}
+}
+
+func TestSimulateRefusesBadInput(t *testing.T) {
+	good := []float64{1, 2, 3}
+	for _, tc := range []struct {
+		name  string
+		parts []Part
+		cal   float64
+		want  string
+	}{
+		{"no parts", nil, 1, "no parts"},
+		{"NaN score", []Part{{Score: math.NaN()}}, 1, "score NaN"},
+		{"zero threshold", []Part{{Score: 1}}, 0, "start threshold"},
+		{"infinite threshold", []Part{{Score: 1}}, math.Inf(1), "start threshold"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Simulate(tc.parts, tc.cal, good, 1, Config{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRates(t *testing.T) {
+	parts := []Part{{1, false}, {2, false}, {3, false}, {4, false}, {2.5, true}, {5, true}}
+	for _, tc := range []struct {
+		name     string
+		rejected []bool
+		want     Rates
+	}{
+		{"none rejected", []bool{false, false, false, false, false, false},
+			Rates{Parts: 6, Good: 4, Defects: 2, OracleThreshold: 4, OracleCatch: 0.5}},
+		{"one false reject", []bool{false, false, false, true, false, true},
+			Rates{Parts: 6, Good: 4, Defects: 2, FalseRejects: 1, Caught: 1, FRR: 0.25, Catch: 0.5, OracleThreshold: 3, OracleCatch: 0.5}},
+		{"two false rejects", []bool{false, false, true, true, true, true},
+			Rates{Parts: 6, Good: 4, Defects: 2, FalseRejects: 2, Caught: 2, FRR: 0.5, Catch: 1, OracleThreshold: 2, OracleCatch: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rates(parts, tc.rejected); got != tc.want {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
