@@ -22,7 +22,19 @@ func TestNoLeakedMats(t *testing.T) {
 			mask.Close()
 		}
 	}
+	real := realLike(t, 96, 80, false, 1)
+	for _, k := range append(SmallKinds, "unknown") {
+		if img, mask, err := DefectOnReal(real, k, 2); err == nil {
+			img.Close()
+			mask.Close()
+		}
+	}
+	real.Close()
 	good.Close()
+	files := writeGoods(t, dir, 2+len(SmallKinds))
+	if err := WriteDatasetOnReal(filepath.Join(dir, "onreal"), files, 1, 1, 1, 3); err != nil {
+		t.Fatal(err)
+	}
 	if err := WriteDataset(filepath.Join(dir, "set"), 1, 1, 1, 128, 3); err != nil {
 		t.Fatal(err)
 	}
