@@ -52,6 +52,7 @@ type Daemon struct {
 	StallTimeout   time.Duration `envconfig:"STALL_TIMEOUT" default:"10s" desc:"camera without frames this long is reopened"`
 	StatusEvery    time.Duration `envconfig:"STATUS_INTERVAL" default:"5s" desc:"how often the retained status is refreshed"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	Scada
 }
 
 // LoadDaemon reads and validates the daemon's settings.
@@ -138,7 +139,7 @@ func (d *Daemon) Validate() error {
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		return bad("MQTT_CERT_FILE", d.CertFile, "client certificate and key (MQTT_KEY_FILE) go together")
 	}
-	return nil
+	return d.Scada.validate(d.Camera)
 }
 
 // operatingDefaults fills the operating-point settings a Daemon made in code

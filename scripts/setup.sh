@@ -78,6 +78,22 @@ then set INSPECTD_BACKBONE to the file and INSPECTD_TAPS=features.
 MSG
 fi
 
+# --- npm packages for tests ------------------------------------------------
+# Eclipse Tahu's Sparkplug B codec (sparkplug-payload): the Sparkplug tests
+# decode what the daemon publishes with it. Into .deps/node, no scripts run.
+tahu_version=1.0.3
+if [ -f "$deps/node/node_modules/sparkplug-payload/package.json" ] \
+   && grep -q "\"version\": \"$tahu_version\"" "$deps/node/node_modules/sparkplug-payload/package.json"; then
+  :
+elif command -v npm >/dev/null 2>&1; then
+  say "installing npm package sparkplug-payload@$tahu_version into .deps/node (for tests)"
+  mkdir -p "$deps/node"
+  npm install --silent --prefix "$deps/node" --ignore-scripts --no-audit --no-fund --no-save \
+    "sparkplug-payload@$tahu_version" >/dev/null
+else
+  say "npm not found: the Sparkplug tests against Eclipse Tahu's decoder will skip"
+fi
+
 # --- Go modules ------------------------------------------------------------
 (cd "$root" && go mod download)
 say "done"
