@@ -69,6 +69,12 @@ type Daemon struct {
 
 	// OnEvent, when set, is called after each event is queued (tests, demo).
 	OnEvent func(alerts.Event)
+
+	// SCADA dialects and commands (scada.go).
+	hooks       []Hook
+	thrOverride atomic.Uint64 // float64 bits; 0: none
+	paused      atomic.Bool
+	resume      chan struct{}
 }
 
 // New loads the model, opens the publisher (a broker that is down is not an
@@ -82,7 +88,8 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	if cfg.FeedbackMemory == 0 {
 		cfg.FeedbackMemory = 5000
 	}
-	d := &Daemon{cfg: cfg, log: log, version: version, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: log, version: version, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
+		resume: make(chan struct{}, 1)}
 	d.setState(alerts.StateStarting)
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state directory (INSPECTD_STATE_DIR): %w", err)
@@ -126,6 +133,13 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	spoolDepth = func() float64 { return float64(d.pub.SpoolDepth()) }
 	fbDropped = func() float64 { return float64(d.pub.Stats().FeedbackDropped) }
 	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
+	if err := d.startHooks(); err != nil {
+		d.closeHooks(ctx)
+		d.src.Close()
+		d.pub.Close(ctx)
+		l.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -249,6 +263,7 @@ wait:
 	}
 	d.src.Close()
 	d.publishStatus()
+	d.closeHooks(stopCtx)
 	if err := d.pub.Close(stopCtx); err != nil {
 		d.log.Warn("publisher closed with events left in the spool (sent after restart)", "err", err)
 	}
@@ -267,6 +282,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 	for {
 		d.beat.Store(time.Now().UnixNano())
 		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !d.waitWhilePaused(ctx) {
 			return ctx.Err()
 		}
 		partID := ""
@@ -337,7 +355,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 	}
 	// The operating point's threshold decides (it may have been refined);
 	// the decision is published once and never revisited.
-	threshold, _ := l.op.Threshold()
+	threshold, _ := d.thresholdInForce(l)
 	defect := res.Score > threshold
 	verdict := alerts.VerdictOK
 	if defect {
@@ -375,6 +393,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 	d.rateMu.Lock()
 	d.rateInspect++
 	d.rateMu.Unlock()
+	d.hookInspected(ev, jpg)
 	if d.OnEvent != nil {
 		d.OnEvent(ev)
 	}
@@ -394,9 +413,13 @@ func (d *Daemon) Status() alerts.Status {
 	st := alerts.Status{State: *d.state.Load(), FPS: fps, InspectionsPerSec: ips, ModelID: l.Manifest().ID,
 		Provider: l.Runtime.Describe(), Version: d.version}
 	operatingStatus(&st, l)
+	d.commandStatus(&st)
 	cs := d.src.Status()
 	// Connecting is normal for a moment at start; reconnecting means the
 	// camera failed or stalled.
+	if st.State == alerts.StateRunning && d.paused.Load() {
+		st.State = StatePaused
+	}
 	if st.State == alerts.StateRunning && cs.State == capture.StateReconnecting {
 		st.State = alerts.StateDegraded
 		if cs.LastError != "" {
@@ -412,7 +435,11 @@ func (d *Daemon) Status() alerts.Status {
 	return st
 }
 
-func (d *Daemon) publishStatus() { d.pub.SetStatus(d.Status()) }
+func (d *Daemon) publishStatus() {
+	st := d.Status()
+	d.pub.SetStatus(st)
+	d.hookStatus(st)
+}
 
 // HTTPAddr is where /metrics and /healthz listen (empty before Run or when off).
 func (d *Daemon) HTTPAddr() string {

@@ -189,8 +189,8 @@ func (d *Daemon) thresholdChanged(a *active, c operating.Change) {
 }
 
 func (d *Daemon) updateOperatingMetrics(a *active) {
-	t, src := a.op.Threshold()
-	d.met.setThreshold(t, string(src))
+	t, src := d.thresholdInForce(a)
+	d.met.setThreshold(t, src)
 	d.met.drift.Set(a.op.Drift().Score)
 }
 

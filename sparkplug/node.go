@@ -54,8 +54,11 @@ type Config struct {
 	// accepted too), and sends NDEATH and reconnects when it goes offline.
 	PrimaryHostID string
 	Version       string // software version in the NBIRTH
-	Logger        *slog.Logger
-	Control       Controller
+	// Status is the daemon's status at start (state and model for the
+	// first DBIRTH); StatusChanged brings later ones.
+	Status  alerts.Status
+	Logger  *slog.Logger
+	Control Controller
 }
 
 // Validate says which id is unusable and why.
@@ -187,7 +190,10 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("dialect", "sparkplug"),
 		topics: TopicsFor(cfg.GroupID, cfg.EdgeNodeID, cfg.DeviceID, cfg.PrimaryHostID),
 		cmds:   make(chan cmdMsg, commandBuffer), births: make(chan struct{}, 1), done: make(chan struct{})}
-	n.dev.state = alerts.StateStarting
+	n.dev.state, n.dev.modelID = cfg.Status.State, cfg.Status.ModelID
+	if n.dev.state == "" {
+		n.dev.state = alerts.StateStarting
+	}
 	n.dev.cfgThreshold = cfg.Control.Threshold()
 	n.dev.enabled = cfg.Control.Inspecting()
 	n.sess = &mqttx.Session{Conn: cfg.Conn, ClientID: cfg.ClientID, Log: n.log, Will: n.will, OnConnect: n.onConnect}
@@ -394,15 +400,20 @@ func (n *Node) apply(c Command) {
 			n.refuse(fmt.Sprintf("threshold %v: %v", c.Threshold, err))
 			return
 		}
+		// Confirm with the value in use (unless a status update did already).
 		n.mu.Lock()
-		n.dev.cfgThreshold = n.cfg.Control.Threshold()
-		n.ddataLocked(MetricCfgThreshold.value(n.dev.cfgThreshold, time.Now(), false))
+		if thr := n.cfg.Control.Threshold(); thr != n.dev.cfgThreshold {
+			n.dev.cfgThreshold = thr
+			n.ddataLocked(MetricCfgThreshold.value(thr, time.Now(), false))
+		}
 		n.mu.Unlock()
 	case CmdInspection:
 		n.cfg.Control.SetInspecting(c.Enabled)
 		n.mu.Lock()
-		n.dev.enabled = n.cfg.Control.Inspecting()
-		n.ddataLocked(MetricCfgInspection.value(n.dev.enabled, time.Now(), false))
+		if on := n.cfg.Control.Inspecting(); on != n.dev.enabled {
+			n.dev.enabled = on
+			n.ddataLocked(MetricCfgInspection.value(on, time.Now(), false))
+		}
 		n.mu.Unlock()
 	}
 }

@@ -9,13 +9,14 @@ import (
 
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/sparkplug/sparkplugtest"
 )
 
 // TestNodeAgainstTahu runs an edge node against a real mosquitto and checks
 // everything it publishes with Eclipse Tahu's JavaScript decoder; the
 // commands (rebirth, threshold, inspection off) are encoded by Tahu too.
 func TestNodeAgainstTahu(t *testing.T) {
-	h := requireTahu(t)
+	h := sparkplugtest.Require(t)
 	b := testenv.StartMosquitto(t)
 	col := collect(t, b.URL(), Namespace+"/#")
 	ctl := &fakeControl{thr: 7.5, on: true}
@@ -42,17 +43,17 @@ func TestNodeAgainstTahu(t *testing.T) {
 	eventually(t, 10*time.Second, "every DDATA", func() bool { return col.count(tp.DDATA) == parts+1 })
 
 	// Commands, encoded by Tahu.
-	publish(t, b.URL(), tp.NCMD, h.encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Rebirth","type":"Boolean","value":true}]}`), false)
+	publish(t, b.URL(), tp.NCMD, h.Encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Rebirth","type":"Boolean","value":true}]}`), false)
 	eventually(t, 10*time.Second, "rebirth", func() bool { return col.count(tp.DBIRTH) == 2 })
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":2,"metrics":[{"name":"Config/Threshold","type":"Double","value":12.5}]}`), false)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":2,"metrics":[{"name":"Config/Threshold","type":"Double","value":12.5}]}`), false)
 	eventually(t, 10*time.Second, "threshold 12.5", func() bool { return ctl.Threshold() == 12.5 })
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":3,"metrics":[{"alias":131,"type":"Boolean","value":false}]}`), false)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":3,"metrics":[{"alias":131,"type":"Boolean","value":false}]}`), false)
 	eventually(t, 10*time.Second, "inspection off", func() bool { return !ctl.Inspecting() })
 	// Refused: out of range, read-only, wrong type, not protobuf.
 	refusedBefore := n.Stats().Refused
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":4,"metrics":[{"name":"Config/Threshold","type":"Double","value":-1}]}`), false)
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":5,"metrics":[{"name":"Inspection/Score","type":"Double","value":1}]}`), false)
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":6,"metrics":[{"name":"Config/Threshold","type":"String","value":"9"}]}`), false)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":4,"metrics":[{"name":"Config/Threshold","type":"Double","value":-1}]}`), false)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":5,"metrics":[{"name":"Inspection/Score","type":"Double","value":1}]}`), false)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":6,"metrics":[{"name":"Config/Threshold","type":"String","value":"9"}]}`), false)
 	publish(t, b.URL(), tp.NCMD, []byte("\xff\xff\xff not protobuf"), false)
 	eventually(t, 10*time.Second, "4 refusals", func() bool { return n.Stats().Refused == refusedBefore+4 })
 	if got := ctl.Threshold(); got != 12.5 {
@@ -65,8 +66,8 @@ func TestNodeAgainstTahu(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "DDEATH and NDEATH", func() bool { return col.count(tp.NDEATH) == 1 && col.count(tp.DDEATH) == 1 })
 
-	msgs := h.decode(t, col.all())
-	var nbirths, dbirths, ddata []tahuMsg
+	msgs := h.Decode(t, col.all())
+	var nbirths, dbirths, ddata []sparkplugtest.Msg
 	var last uint64
 	for i, m := range msgs {
 		kind := strings.Split(m.Topic, "/")[2]
@@ -111,15 +112,15 @@ func TestNodeAgainstTahu(t *testing.T) {
 
 	// NBIRTH: bdSeq, rebirth control, version; the rebirth keeps the bdSeq.
 	for _, nb := range nbirths {
-		bd := nb.metric(t, "bdSeq", 0)
-		if bd.Type != "UInt64" || bd.str() != "0" {
+		bd := nb.Metric(t, "bdSeq", 0)
+		if bd.Type != "UInt64" || bd.Str() != "0" {
 			t.Errorf("NBIRTH bdSeq = %s %s, want UInt64 0", bd.Type, bd.Value)
 		}
-		rb := nb.metric(t, MetricRebirth.Name, 0)
-		if rb.Type != "Boolean" || rb.str() != "false" || rb.Alias == nil || uint64(*rb.Alias) != MetricRebirth.Alias {
+		rb := nb.Metric(t, MetricRebirth.Name, 0)
+		if rb.Type != "Boolean" || rb.Str() != "false" || rb.Alias == nil || uint64(*rb.Alias) != MetricRebirth.Alias {
 			t.Errorf("NBIRTH rebirth metric = %+v", rb)
 		}
-		if v := nb.metric(t, MetricSWVersion.Name, 0); v.str() != "test-1" {
+		if v := nb.Metric(t, MetricSWVersion.Name, 0); v.Str() != "test-1" {
 			t.Errorf("software version %s", v.Value)
 		}
 	}
@@ -127,25 +128,25 @@ func TestNodeAgainstTahu(t *testing.T) {
 	// inspection the inspection metrics are null.
 	for i, db := range dbirths {
 		for _, def := range DeviceMetrics() {
-			m := db.metric(t, def.Name, 0)
+			m := db.Metric(t, def.Name, 0)
 			if m.Alias == nil || uint64(*m.Alias) != def.Alias || m.Type != dataTypeName[def.DataType] {
 				t.Errorf("DBIRTH %d %q: alias %v type %s, want %d %s", i, def.Name, m.Alias, m.Type, def.Alias, dataTypeName[def.DataType])
 			}
 		}
 	}
-	if v := dbirths[0].metric(t, MetricScore.Name, 0); string(v.Value) != "null" {
+	if v := dbirths[0].Metric(t, MetricScore.Name, 0); string(v.Value) != "null" {
 		t.Errorf("first DBIRTH score = %s, want null", v.Value)
 	}
-	if v := dbirths[0].metric(t, MetricCfgThreshold.Name, 0); v.float(t) != 7.5 {
+	if v := dbirths[0].Metric(t, MetricCfgThreshold.Name, 0); v.Float(t) != 7.5 {
 		t.Errorf("first DBIRTH Config/Threshold = %s", v.Value)
 	}
-	if v := dbirths[1].metric(t, MetricInspections.Name, 0); v.str() != fmt.Sprint(parts) {
+	if v := dbirths[1].Metric(t, MetricInspections.Name, 0); v.Str() != fmt.Sprint(parts) {
 		t.Errorf("DBIRTH after rebirth: inspections %s, want %d", v.Value, parts)
 	}
-	if v := dbirths[1].metric(t, MetricScore.Name, 0); v.float(t) != float64(parts%10) {
+	if v := dbirths[1].Metric(t, MetricScore.Name, 0); v.Float(t) != float64(parts%10) {
 		t.Errorf("DBIRTH after rebirth: score %s", v.Value)
 	}
-	if v := dbirths[1].metric(t, MetricState.Name, 0); v.str() != alerts.StateRunning {
+	if v := dbirths[1].Metric(t, MetricState.Name, 0); v.Str() != alerts.StateRunning {
 		t.Errorf("DBIRTH after rebirth: state %s", v.Value)
 	}
 
@@ -158,10 +159,10 @@ func TestNodeAgainstTahu(t *testing.T) {
 		}
 	}
 	state := ddata[0]
-	if v := state.metric(t, "", MetricState.Alias); v.str() != alerts.StateRunning || v.Type != "String" {
+	if v := state.Metric(t, "", MetricState.Alias); v.Str() != alerts.StateRunning || v.Type != "String" {
 		t.Errorf("state DDATA %+v", v)
 	}
-	if v := state.metric(t, "", MetricModelID.Alias); v.str() != "model-a" {
+	if v := state.Metric(t, "", MetricModelID.Alias); v.Str() != "model-a" {
 		t.Errorf("model DDATA %s", v.Value)
 	}
 	d99 := ddata[99] // the 99th inspection: score 9 > 7.5
@@ -173,30 +174,30 @@ func TestNodeAgainstTahu(t *testing.T) {
 		{MetricPartID, "part-99"}, {MetricSeq, "99"}, {MetricLatency, "12.5"}, {MetricEventID, "ev-99"}, {MetricInspections, "99"},
 		{MetricDefects, fmt.Sprint(defectsAt99)},
 	} {
-		v := d99.metric(t, "", c.m.Alias)
-		if v.str() != c.want || v.Type != dataTypeName[c.m.DataType] {
+		v := d99.Metric(t, "", c.m.Alias)
+		if v.Str() != c.want || v.Type != dataTypeName[c.m.DataType] {
 			t.Errorf("DDATA 99 %s = %s %s, want %s %s", c.m.Name, v.Type, v.Value, dataTypeName[c.m.DataType], c.want)
 		}
 		if v.Timestamp == nil || uint64(*v.Timestamp) != uint64(t0.Add(99*time.Second).UnixMilli()) {
 			t.Errorf("DDATA 99 %s timestamp %v", c.m.Name, v.Timestamp)
 		}
 	}
-	if v := ddata[parts].metric(t, "", MetricDefects.Alias); v.str() != fmt.Sprint(defects) {
+	if v := ddata[parts].Metric(t, "", MetricDefects.Alias); v.Str() != fmt.Sprint(defects) {
 		t.Errorf("defects counter %s, want %d", v.Value, defects)
 	}
 	after := ddata[parts+1:]
 	if len(after) != 2 {
 		t.Fatalf("%d DDATA after the commands, want 2 (threshold, inspection)", len(after))
 	}
-	if v := after[0].metric(t, "", MetricCfgThreshold.Alias); v.float(t) != 12.5 {
+	if v := after[0].Metric(t, "", MetricCfgThreshold.Alias); v.Float(t) != 12.5 {
 		t.Errorf("threshold DDATA %s", v.Value)
 	}
-	if v := after[1].metric(t, "", MetricCfgInspection.Alias); v.str() != "false" {
+	if v := after[1].Metric(t, "", MetricCfgInspection.Alias); v.Str() != "false" {
 		t.Errorf("inspection DDATA %s", v.Value)
 	}
 	// Goodbye: DDEATH (with the next seq, checked above), then NDEATH.
 	dd, nd := msgs[len(msgs)-2], msgs[len(msgs)-1]
-	if dd.Topic != tp.DDEATH || nd.Topic != tp.NDEATH || nd.metric(t, "bdSeq", 0).str() != "0" {
+	if dd.Topic != tp.DDEATH || nd.Topic != tp.NDEATH || nd.Metric(t, "bdSeq", 0).Str() != "0" {
 		t.Errorf("last messages %s, %s %+v, want DDEATH, then NDEATH with bdSeq 0", dd.Topic, nd.Topic, nd.Payload.Metrics)
 	}
 }
@@ -207,14 +208,14 @@ var dataTypeName = map[DataType]string{UInt64: "UInt64", Double: "Double", Boole
 // the NDEATH will with the bdSeq of the NBIRTH, and the node births again
 // with the next bdSeq.
 func TestNodeWillAndReconnect(t *testing.T) {
-	h := requireTahu(t)
+	h := sparkplugtest.Require(t)
 	b := testenv.StartMosquitto(t)
 	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", b.Port))
 	col := collect(t, b.URL(), Namespace+"/#")
 	// A retained command (left on the broker by a careless client) would
 	// fire at every connection: it is refused.
 	tp := TopicsFor("plant1", "edge1", "cam0", "")
-	publish(t, b.URL(), tp.DCMD, h.encode(t, `{"timestamp":7,"metrics":[{"name":"Config/Threshold","type":"Double","value":3}]}`), true)
+	publish(t, b.URL(), tp.DCMD, h.Encode(t, `{"timestamp":7,"metrics":[{"name":"Config/Threshold","type":"Double","value":3}]}`), true)
 	ctl := &fakeControl{thr: 1, on: true}
 	n := startNode(t, px.url(), ctl, "")
 	eventually(t, 10*time.Second, "first birth", func() bool { return col.count(tp.DBIRTH) == 1 })
@@ -227,10 +228,10 @@ func TestNodeWillAndReconnect(t *testing.T) {
 	}
 
 	var got []string
-	for _, m := range h.decode(t, col.all()) {
+	for _, m := range h.Decode(t, col.all()) {
 		kind := strings.Split(m.Topic, "/")[2]
 		if kind == "NBIRTH" || kind == "NDEATH" {
-			got = append(got, kind+":"+m.metric(t, "bdSeq", 0).str())
+			got = append(got, kind+":"+m.Metric(t, "bdSeq", 0).Str())
 		}
 	}
 	want := "NBIRTH:0 NDEATH:0 NBIRTH:1"
@@ -243,7 +244,7 @@ func TestNodeWillAndReconnect(t *testing.T) {
 // online; when it goes offline the node dies (NDEATH) and reconnects, and
 // births again on the next online.
 func TestNodeWaitsForPrimaryHost(t *testing.T) {
-	h := requireTahu(t)
+	h := sparkplugtest.Require(t)
 	b := testenv.StartMosquitto(t)
 	col := collect(t, b.URL(), Namespace+"/#")
 	n := startNode(t, b.URL(), &fakeControl{thr: 1, on: true}, "scada1")
@@ -280,9 +281,9 @@ func TestNodeWaitsForPrimaryHost(t *testing.T) {
 		t.Errorf("order:\n got %q\nwant %q", seen, want)
 	}
 	var bd []string
-	for _, m := range h.decode(t, col.all()) {
+	for _, m := range h.Decode(t, col.all()) {
 		if k := strings.Split(m.Topic, "/")[2]; k == "NBIRTH" || k == "NDEATH" {
-			bd = append(bd, k+":"+m.metric(t, "bdSeq", 0).str())
+			bd = append(bd, k+":"+m.Metric(t, "bdSeq", 0).Str())
 		}
 	}
 	if got := strings.Join(bd, " "); got != "NBIRTH:0 NDEATH:0 NBIRTH:1" {
