@@ -103,15 +103,16 @@ func (j *Num) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// Decode decodes the Sparkplug B messages among msgs (STATE messages and
-// commands, which tests write themselves, are left out) in order.
+// Decode decodes the Sparkplug B messages among msgs in order: those under
+// spBv1.0/ but STATE messages (JSON) and commands (which tests write
+// themselves).
 func (h Tahu) Decode(t testing.TB, msgs []Raw) []Msg {
 	t.Helper()
 	var in bytes.Buffer
 	enc := json.NewEncoder(&in)
 	n := 0
 	for _, m := range msgs {
-		if strings.Contains(m.Topic, "/STATE/") || strings.Contains(m.Topic, "CMD/") {
+		if !strings.HasPrefix(m.Topic, "spBv1.0/") || strings.HasPrefix(m.Topic, "spBv1.0/STATE/") || strings.Contains(m.Topic, "CMD/") {
 			continue
 		}
 		n++
