@@ -33,6 +33,13 @@ func (s *Scada) validate(camera string) error {
 	bad := func(name string, v any, want string) error {
 		return fmt.Errorf("configuration: %s_%s=%v: %s", Prefix, name, v, want)
 	}
+	// Empty means the default, also for a Daemon built in code.
+	if s.SparkplugGroup == "" {
+		s.SparkplugGroup = "inspectd"
+	}
+	if s.HAPrefix == "" {
+		s.HAPrefix = "homeassistant"
+	}
 	if s.SparkplugNode == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -53,7 +60,7 @@ func (s *Scada) validate(camera string) error {
 	if s.SparkplugHost != "" && !sparkplugID(s.SparkplugHost) {
 		return bad("SPARKPLUG_PRIMARY_HOST", s.SparkplugHost, "want an id without / + # (or empty)")
 	}
-	if s.HAPrefix == "" || strings.ContainsAny(s.HAPrefix, "+#") || strings.HasPrefix(s.HAPrefix, "/") || strings.HasSuffix(s.HAPrefix, "/") {
+	if strings.ContainsAny(s.HAPrefix, "+#") || strings.HasPrefix(s.HAPrefix, "/") || strings.HasSuffix(s.HAPrefix, "/") {
 		return bad("HOMEASSISTANT_PREFIX", s.HAPrefix, "want topic levels without + # and without a leading or trailing /")
 	}
 	if s.HANode == "" {

@@ -12,13 +12,12 @@ func TestScadaSettingsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"INSPECTD_SPARKPLUG_GROUP": "plant/1"}, "INSPECTD_SPARKPLUG_GROUP"},
-		{map[string]string{"INSPECTD_SPARKPLUG_GROUP": ""}, "INSPECTD_SPARKPLUG_GROUP"},
 		{map[string]string{"INSPECTD_SPARKPLUG_NODE": "edge+1"}, "INSPECTD_SPARKPLUG_NODE"},
 		{map[string]string{"INSPECTD_SPARKPLUG_DEVICE": "cam#0"}, "INSPECTD_SPARKPLUG_DEVICE"},
 		{map[string]string{"INSPECTD_SPARKPLUG_PRIMARY_HOST": "a/b"}, "INSPECTD_SPARKPLUG_PRIMARY_HOST"},
 		{map[string]string{"INSPECTD_SPARKPLUG": "maybe"}, "SPARKPLUG"},
 		{map[string]string{"INSPECTD_HOMEASSISTANT_PREFIX": "ha/"}, "INSPECTD_HOMEASSISTANT_PREFIX"},
-		{map[string]string{"INSPECTD_HOMEASSISTANT_PREFIX": ""}, "INSPECTD_HOMEASSISTANT_PREFIX"},
+		{map[string]string{"INSPECTD_HOMEASSISTANT_PREFIX": "ha/+"}, "INSPECTD_HOMEASSISTANT_PREFIX"},
 		{map[string]string{"INSPECTD_HOMEASSISTANT_NODE": "line 3"}, "INSPECTD_HOMEASSISTANT_NODE"},
 	} {
 		t.Run(c.want, func(t *testing.T) {
@@ -31,6 +30,17 @@ func TestScadaSettingsNameTheVariable(t *testing.T) {
 				t.Fatalf("error %v; want it to name %s", err, c.want)
 			}
 		})
+	}
+}
+
+// A Daemon built in code (the demo does) gets the defaults too.
+func TestScadaZeroValueIsValid(t *testing.T) {
+	var s Scada
+	if err := s.validate("cam0"); err != nil {
+		t.Fatal(err)
+	}
+	if s.SparkplugGroup != "inspectd" || s.HAPrefix != "homeassistant" || s.HANode != "inspectd_cam0" || s.SparkplugDevice != "cam0" {
+		t.Errorf("%+v", s)
 	}
 }
 
