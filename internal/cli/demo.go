@@ -14,6 +14,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	every := fs.Int("defect-every", 5, "the video's recipe: every N-th part is defective")
 	n := fs.Int("calibrate", 16, "good frames used for calibration")
 	out := fs.String("out", "out/demo", "output directory")
+	spb := fs.Bool("sparkplug", false, "also run the daemon as a Sparkplug B edge node and print that stream")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -23,6 +24,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	_, err = demo.Run(ctx, demo.Options{Video: *video, DefectEvery: *every, Calibrate: *n, Out: *out, Version: Version, Calib: cfg}, stdout, log)
+	_, err = demo.Run(ctx, demo.Options{Video: *video, DefectEvery: *every, Calibrate: *n, Out: *out, Version: Version, Calib: cfg, Sparkplug: *spb}, stdout, log)
 	return err
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/sparkplug"
 	"github.com/inspectd/inspectd/synth"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	Out         string // model, spool, heatmaps
 	Version     string
 	Calib       calibration.Config
+	// Sparkplug also runs the daemon as a Sparkplug B edge node and prints
+	// that stream as a SCADA host would decode it.
+	Sparkplug bool
 }
 
 // Summary of a demo run.
@@ -147,6 +151,11 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		id := m.Topic()[strings.LastIndex(m.Topic(), "/")+1:]
 		imageops.WriteFileAtomic(filepath.Join(heatDir, id+".jpg"), m.Payload())
 	}).Wait()
+	var spb *sparkplugPrinter
+	if opt.Sparkplug {
+		spb = newSparkplugPrinter(w)
+		sub.Subscribe(sparkplug.Namespace+"/#", 1, spb.handle).Wait()
+	}
 
 	// 4. The daemon on the video.
 	// Not paced: every frame of the video is one part, inspected in order, so
@@ -155,6 +164,9 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		Trigger: "continuous", MaxRate: 100, Heatmaps: true, JPEGQuality: 85, Broker: url, TopicPrefix: "inspectd",
 		Events: "inspection", SpoolDir: filepath.Join(opt.Out, "spool"), SpoolMaxBytes: 64 << 20,
 		StallTimeout: 10 * time.Second, StatusEvery: time.Second, KeepAlive: 30 * time.Second, LogLevel: "warn"}
+	if opt.Sparkplug {
+		dc.Sparkplug, dc.SparkplugGroup, dc.SparkplugNode = true, "demo", "inspectd-demo"
+	}
 	if err := dc.Validate(); err != nil {
 		return sum, err
 	}
@@ -195,6 +207,9 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	if err := <-done; err != nil {
 		return sum, err
 	}
+	if spb != nil {
+		spb.waitFor("NDEATH", 5*time.Second) // sent by the daemon on its way out
+	}
 
 	// 5. Summary against the video's recipe.
 	mu.Lock()
@@ -228,6 +243,9 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		sum.Events, sum.Defects, sum.TruePositives, sum.TruePositives+sum.Missed, sum.FalsePositives)
 	fmt.Fprintf(w, "  %.2f inspections/s, latency median %.0f ms, p99 %.0f ms; %d heatmaps in %s\n",
 		sum.InspectionsPerSec, sum.LatencyMedianMS, sum.LatencyP99MS, sum.Heatmaps, heatDir)
+	if spb != nil {
+		fmt.Fprintf(w, "  sparkplug B (group demo, edge node inspectd-demo, device demo): %s\n", spb.summary())
+	}
 	return sum, nil
 }
 

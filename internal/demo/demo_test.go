@@ -37,8 +37,14 @@ func TestDemoChain(t *testing.T) {
 	cfg := calibration.Defaults()
 	cfg.Features = features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: []int{64, 32}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
 	cfg.Method, cfg.TrainViews, cfg.TestViews, cfg.Folds = model.Gaussian, 2, 2, 2
+	for _, spb := range []bool{false, true} {
+		t.Run(map[bool]string{false: "json", true: "json+sparkplug"}[spb], func(t *testing.T) { demoChain(t, video, frames, every, cfg, spb) })
+	}
+}
+
+func demoChain(t *testing.T, video string, frames, every int, cfg calibration.Config, spb bool) {
 	var out bytes.Buffer
-	sum, err := Run(context.Background(), Options{Video: video, DefectEvery: every, Calibrate: 10, Out: filepath.Join(dir, "out"), Version: "test", Calib: cfg},
+	sum, err := Run(context.Background(), Options{Video: video, DefectEvery: every, Calibrate: 10, Out: filepath.Join(t.TempDir(), "out"), Version: "test", Calib: cfg, Sparkplug: spb},
 		&out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -54,5 +60,15 @@ func TestDemoChain(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "demo summary: 30 parts inspected") {
 		t.Errorf("no summary line in:\n%s", out.String())
+	}
+	// With --sparkplug the stream is printed: births, a DDATA per part
+	// (names resolved from the birth's aliases), deaths at the end.
+	births := strings.Count(out.String(), "sparkplug NBIRTH seq   0")
+	data := strings.Count(out.String(), "Inspection/Verdict=")
+	if spb && (births != 1 || data != frames || !strings.Contains(out.String(), "sparkplug NDEATH") || !strings.Contains(out.String(), "1 NBIRTH, 1 NDEATH")) {
+		t.Errorf("Sparkplug stream: %d NBIRTH, %d inspection DDATA (want 1, %d):\n%s", births, data, frames, out.String())
+	}
+	if !spb && births+data > 0 {
+		t.Errorf("Sparkplug stream without --sparkplug")
 	}
 }
