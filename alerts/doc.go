@@ -8,7 +8,7 @@
 //
 //	availability      "online" / "offline", retained, QoS 1; "offline" is
 //	                  also the Last Will, so a crash or power loss shows too
-//	event             Event JSON (schema "inspectd.event/v1"), QoS 1, not retained
+//	event             Event JSON (schema "inspectd.event/v2"), QoS 1, not retained
 //	heatmap/<id>      the event's heatmap as raw JPEG bytes, QoS 1, not retained;
 //	                  the event's heatmap_topic, heatmap_bytes and heatmap_sha256
 //	                  name and check it

@@ -9,7 +9,7 @@ import (
 // Schema identifiers carried in every JSON message so subscribers can
 // recognise the layout and refuse versions they do not know.
 const (
-	EventSchema  = "inspectd.event/v1"
+	EventSchema  = "inspectd.event/v2" // v1's fields plus EventV2's
 	StatusSchema = "inspectd.status/v1"
 )
 
@@ -43,6 +43,7 @@ type Event struct {
 	HeatmapTopic  string `json:"heatmap_topic,omitempty"`
 	HeatmapBytes  int    `json:"heatmap_bytes,omitempty"`
 	HeatmapSHA256 string `json:"heatmap_sha256,omitempty"` // hex
+	EventV2
 }
 
 // Status is the retained JSON on <prefix>/<camera>/status. The daemon fills

@@ -395,7 +395,7 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, heatmapJPEG []byte) e
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"score", ev.Score}, {"threshold", ev.Threshold}, {"latency_ms", ev.LatencyMS}} {
+	}{{"score", ev.Score}, {"threshold", ev.Threshold}, {"latency_ms", ev.LatencyMS}, {"score_ratio", ev.ScoreRatio}} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("alerts: publishing event: %s is %v; JSON cannot carry it", f.name, f.v)
 		}

@@ -75,6 +75,7 @@ type Daemon struct {
 	thrOverride atomic.Uint64 // float64 bits; 0: none
 	paused      atomic.Bool
 	resume      chan struct{}
+	bootID      string
 }
 
 // New loads the model, opens the publisher (a broker that is down is not an
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		cfg.FeedbackMemory = 5000
 	}
 	d := &Daemon{cfg: cfg, log: log, version: version, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
-		resume: make(chan struct{}, 1)}
+		resume: make(chan struct{}, 1), bootID: alerts.NewID()}
 	d.setState(alerts.StateStarting)
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state directory (INSPECTD_STATE_DIR): %w", err)
@@ -288,12 +289,13 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return ctx.Err()
 		}
 		partID := ""
+		var triggeredAt time.Time
 		if d.cfg.Trigger == "mqtt" {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case t := <-d.pub.Trigger():
-				partID = t.PartID
+				partID, triggeredAt = t.PartID, t.Time
 			case <-time.After(time.Second):
 				continue
 			}
@@ -337,7 +339,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// The inspection in flight finishes even when SIGTERM arrives: it runs
 		// on a context that only a timeout ends.
 		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
-		err = d.inspect(ictx, fr, partID)
+		err = d.inspect(ictx, fr, partID, triggeredAt)
 		icancel()
 		fr.Mat.Close()
 		if err != nil {
@@ -347,7 +349,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 }
 
-func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) error {
+func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string, triggeredAt time.Time) error {
 	l := d.cur.Load()
 	res, err := l.Inspect(ctx, fr.Mat, d.cfg.Heatmaps)
 	if err != nil {
@@ -374,7 +376,8 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string) e
 		}
 	}
 	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: threshold,
-		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000}
+		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000,
+		EventV2: d.eventV2(l.Loaded, fr.Time, triggeredAt, res.Score, threshold)}
 	if err := d.pub.Publish(ctx, ev, jpg); err != nil {
 		return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
 	}

@@ -152,3 +152,18 @@ func (d *Daemon) waitWhilePaused(ctx context.Context) bool {
 	}
 	return true
 }
+
+// eventV2 fills the fields of event schema v2.
+func (d *Daemon) eventV2(l *pipeline.Loaded, captured, triggered time.Time, score, threshold float64) alerts.EventV2 {
+	v := alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: l.Manifest().Training.Created.UTC()}
+	if !captured.IsZero() {
+		v.CapturedAt = captured.UTC()
+	}
+	if !triggered.IsZero() {
+		v.TriggeredAt = triggered.UTC()
+	}
+	if r := score / threshold; threshold > 0 && !math.IsNaN(r) && !math.IsInf(r, 0) {
+		v.ScoreRatio = r
+	}
+	return v
+}

@@ -15,8 +15,10 @@ import (
 
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/sparkplug"
 	"github.com/inspectd/inspectd/sparkplug/sparkplugtest"
+	"github.com/inspectd/inspectd/synth"
 )
 
 // recorder keeps every message under some filters, in arrival order.
@@ -226,4 +228,68 @@ func (s *subscriber) statusCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.status)
+}
+
+// TestEventSchemaV2: v2's fields beside v1's; a new boot id per start; the
+// trigger's arrival time with MQTT triggers.
+func TestEventSchemaV2(t *testing.T) {
+	f := newFixture(t, 8)
+	hot := filepath.Join(f.dir, "hot")
+	sub := subscribe(t, f.broker.URL(), "cam0")
+	cfg := f.config(t, "dir:"+hot)
+	man, err := model.Load(f.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, stop := startDaemon(t, cfg)
+	dropParts(t, hot, 0, 2)
+	sub.waitEvents(t, 2, 60*time.Second)
+	stop()
+	startDaemon(t, cfg)
+	dropParts(t, hot, 2, 1)
+	events := sub.waitEvents(t, 3, 60*time.Second)
+	for i, ev := range events {
+		if ev.Schema != "inspectd.event/v2" || ev.ID == "" || ev.PartID == "" || ev.ModelID != man.Manifest.ID || ev.Time.IsZero() {
+			t.Errorf("event %d v1 fields: %+v", i, ev)
+		}
+		if ev.CapturedAt.Before(start) || ev.CapturedAt.After(ev.Time) {
+			t.Errorf("event %d captured_at %v, want between the test's start %v and the event's time %v", i, ev.CapturedAt, start, ev.Time)
+		}
+		if !ev.TriggeredAt.IsZero() {
+			t.Errorf("event %d: triggered_at %v from a hot folder", i, ev.TriggeredAt)
+		}
+		if want := ev.Score / ev.Threshold; ev.ScoreRatio != want {
+			t.Errorf("event %d score_ratio %v, want %v", i, ev.ScoreRatio, want)
+		}
+		if ev.SoftwareVersion != "test" || !ev.ModelCreated.Equal(man.Manifest.Training.Created) || ev.BootID == "" {
+			t.Errorf("event %d: version %q model_created %v (manifest %v) boot %q", i, ev.SoftwareVersion, ev.ModelCreated, man.Manifest.Training.Created, ev.BootID)
+		}
+	}
+	if events[0].BootID != events[1].BootID || events[1].BootID == events[2].BootID {
+		t.Errorf("boot ids %s %s %s: want one per daemon start", events[0].BootID, events[1].BootID, events[2].BootID)
+	}
+	if events[2].Seq != 1 {
+		t.Errorf("seq after restart %d, want 1", events[2].Seq)
+	}
+}
+
+// With MQTT triggers the event says when the trigger arrived.
+func TestEventTriggeredAt(t *testing.T) {
+	f := newFixture(t, 9)
+	video := filepath.Join(f.dir, "line.avi")
+	if err := synth.WriteVideo(video, 10, 10, partSize, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, f.broker.URL(), "cam0")
+	t.Setenv("INSPECTD_TRIGGER", "mqtt")
+	t.Setenv("INSPECTD_SOURCE_LOOP", "true")
+	cfg := f.config(t, video)
+	startDaemon(t, cfg)
+	sent := time.Now()
+	sub.client.Publish("inspectd/cam0/trigger", 1, false, "T-1").Wait()
+	ev := sub.waitEvents(t, 1, 30*time.Second)[0]
+	if ev.PartID != "T-1" || ev.TriggeredAt.Before(sent.Add(-time.Second)) || ev.TriggeredAt.After(ev.Time) {
+		t.Errorf("part %q triggered_at %v (sent %v, event %v)", ev.PartID, ev.TriggeredAt, sent, ev.Time)
+	}
 }

@@ -1,0 +1,24 @@
+package alerts
+
+import "time"
+
+// EventV2 holds what schema inspectd.event/v2 adds to v1; every v1 field
+// keeps its name and meaning, so a v1 reader that ignores unknown fields
+// reads v2 events unchanged. The daemon fills it; a zero EventV2 adds only
+// score_ratio 0.
+type EventV2 struct {
+	// CapturedAt is when the frame was grabbed (hot folder: when the file
+	// was found), TriggeredAt when the trigger message arrived (absent in
+	// continuous mode and hot folders).
+	CapturedAt  time.Time `json:"captured_at,omitzero"`
+	TriggeredAt time.Time `json:"triggered_at,omitzero"`
+	// BootID is new at every daemon start: seq restarts at 1 with a new
+	// boot id, so a gap in seq within one boot id is a lost event.
+	BootID string `json:"boot_id,omitempty"`
+	// ScoreRatio is score / threshold (above 1: defect).
+	ScoreRatio float64 `json:"score_ratio"`
+	// SoftwareVersion of the daemon; ModelCreated when the model was
+	// calibrated.
+	SoftwareVersion string    `json:"software_version,omitempty"`
+	ModelCreated    time.Time `json:"model_created,omitzero"`
+}
