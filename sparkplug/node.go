@@ -512,7 +512,12 @@ func (n *Node) ddataLocked(ms ...*pb.Payload_Metric) {
 // Inspected publishes the inspection as DDATA (the heatmap is not part of
 // the Sparkplug stream).
 func (n *Node) Inspected(ev alerts.Event, _ []byte) {
-	at := ev.Time
+	// The metrics' time is when the frame was taken (Sparkplug: the data's
+	// acquisition time), else the event's.
+	at := ev.CapturedAt
+	if at.IsZero() {
+		at = ev.Time
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
