@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/hass"
 	"github.com/inspectd/inspectd/internal/mqttx"
@@ -39,6 +41,23 @@ func (d *Daemon) startHooks() error {
 			return fmt.Errorf("sparkplug: %w", err)
 		}
 		d.hooks = append(d.hooks, n)
+		// Commands come from the network: counted by result.
+		for _, c := range []struct {
+			result string
+			get    func(sparkplug.Stats) uint64
+		}{
+			{"applied", func(s sparkplug.Stats) uint64 { return s.Commands }},
+			{"refused", func(s sparkplug.Stats) uint64 { return s.Refused }},
+			{"dropped", func(s sparkplug.Stats) uint64 { return s.CommandsDropped }},
+		} {
+			get := c.get
+			d.met.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_sparkplug_commands_total",
+				Help: "Sparkplug NCMD/DCMD commands by result (refused: invalid, unknown, retained or undecodable).", ConstLabels: prometheus.Labels{"result": c.result}},
+				func() float64 { return float64(get(n.Stats())) }))
+		}
+		d.met.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_sparkplug_messages_dropped_total",
+			Help: "Sparkplug messages dropped because the broker connection did not keep up."},
+			func() float64 { return float64(n.Stats().MessagesDropped) }))
 		d.log.Info("sparkplug B on", "group", cfg.SparkplugGroup, "edge_node", cfg.SparkplugNode, "device", cfg.SparkplugDevice)
 	}
 	if cfg.HomeAssistant || cfg.HeatmapLatest {

@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +147,13 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "every DDATA", func() bool { return rec.count(tp.DDATA) >= len(first)+len(second)+2 })
+	// Commands are counted; one refused (not protobuf) joins the three applied.
+	mqttPublish(t, f.broker.URL(), tp.DCMD, []byte("not protobuf"))
+	waitFor(t, 10*time.Second, "command counters", func() bool {
+		m := metricsText(t, d.HTTPAddr())
+		return strings.Contains(m, `inspectd_sparkplug_commands_total{result="applied"} 3`) &&
+			strings.Contains(m, `inspectd_sparkplug_commands_total{result="refused"} 1`)
+	})
 	stop()
 	waitFor(t, 10*time.Second, "NDEATH", func() bool { return rec.count(tp.NDEATH) == 1 })
 
@@ -292,4 +302,18 @@ func TestEventTriggeredAt(t *testing.T) {
 	if ev.PartID != "T-1" || ev.TriggeredAt.Before(sent.Add(-time.Second)) || ev.TriggeredAt.After(ev.Time) {
 		t.Errorf("part %q triggered_at %v (sent %v, event %v)", ev.PartID, ev.TriggeredAt, sent, ev.Time)
 	}
+}
+
+func metricsText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

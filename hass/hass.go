@@ -62,6 +62,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	heatmap []byte // latest defect heatmap, sent again after a reconnect
 	client  mqtt.Client
+	poke    chan struct{} // a heatmap or a connection: heatmapLoop sends the latest
 }
 
 // Start connects in the background and publishes the discovery configs on
@@ -85,11 +86,15 @@ func Start(cfg Config) (*Publisher, error) {
 	if cfg.Discovery && cfg.HeatmapLatest == "" {
 		return nil, fmt.Errorf("hass: discovery needs the latest heatmap topic for its image entity")
 	}
-	p := &Publisher{cfg: cfg, log: cfg.Logger.With("dialect", "homeassistant"), done: make(chan struct{})}
+	p := &Publisher{cfg: cfg, log: cfg.Logger.With("dialect", "homeassistant"), done: make(chan struct{}), poke: make(chan struct{}, 1)}
 	p.sess = &mqttx.Session{Conn: cfg.Conn, ClientID: cfg.ClientID, Log: p.log, OnConnect: p.onConnect}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	go func() { defer close(p.done); p.sess.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.sess.Run(ctx) }()
+	go func() { defer wg.Done(); p.heatmapLoop(ctx) }()
+	go func() { wg.Wait(); close(p.done) }()
 	return p, nil
 }
 
@@ -185,36 +190,61 @@ func (p *Publisher) onConnect(ctx context.Context, c mqtt.Client) error {
 		}
 		p.log.Info("home assistant discovery published", "prefix", p.cfg.Prefix, "node", p.cfg.NodeID)
 	}
-	// The latest heatmap (the broker may have lost it). Queued under the
-	// lock, like Inspected's, so an older one cannot overtake a newer.
+	// The latest heatmap too (the broker may have lost it).
 	p.mu.Lock()
 	p.client = c
-	var tok mqtt.Token
-	if p.heatmap != nil {
-		tok = c.Publish(p.cfg.HeatmapLatest, 1, true, p.heatmap)
-	}
 	p.mu.Unlock()
-	if tok != nil {
-		if err := mqttx.Wait(ctx, tok, ackTimeout); err != nil {
-			return fmt.Errorf("hass: publishing %s: %w", p.cfg.HeatmapLatest, err)
-		}
-	}
+	p.wake()
 	return nil
 }
 
-// Inspected keeps a defect's heatmap as the latest, retained. It does not
-// wait for the broker: the inspection loop must not stall on it.
+func (p *Publisher) wake() {
+	select {
+	case p.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Inspected keeps a defect's heatmap as the latest, retained. It never
+// waits for the broker (heatmapLoop sends): the inspection loop must not
+// stall on it, and while the broker is slow only the newest is kept.
 func (p *Publisher) Inspected(ev alerts.Event, heatmapJPEG []byte) {
 	if p.cfg.HeatmapLatest == "" || ev.Verdict != alerts.VerdictDefect || len(heatmapJPEG) == 0 {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.heatmap = heatmapJPEG
-	if p.client != nil && p.client.IsConnectionOpen() {
-		p.client.Publish(p.cfg.HeatmapLatest, 1, true, heatmapJPEG)
+	p.mu.Unlock()
+	p.wake()
+}
+
+// heatmapLoop publishes the latest heatmap whenever it or the connection
+// changed, one at a time, so an older one never lands after a newer.
+func (p *Publisher) heatmapLoop(ctx context.Context) {
+	var sent []byte
+	var sentOn mqtt.Client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.poke:
+		}
+		p.mu.Lock()
+		jpg, c := p.heatmap, p.client
+		p.mu.Unlock()
+		if jpg == nil || c == nil || !c.IsConnectionOpen() || (c == sentOn && sameBytes(jpg, sent)) {
+			continue
+		}
+		if err := mqttx.Wait(ctx, c.Publish(p.cfg.HeatmapLatest, 1, true, jpg), ackTimeout); err != nil {
+			p.log.Warn("home assistant: publishing the latest heatmap", "topic", p.cfg.HeatmapLatest, "err", err)
+			continue
+		}
+		sent, sentOn = jpg, c
 	}
 }
+
+// sameBytes reports whether a and b are the same slice (not just equal).
+func sameBytes(a, b []byte) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }
 
 // StatusChanged does nothing: the entities read the status topic itself.
 func (p *Publisher) StatusChanged(alerts.Status) {}

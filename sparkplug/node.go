@@ -25,6 +25,10 @@ const Namespace = "spBv1.0"
 
 const (
 	commandBuffer = 16
+	// outBuffer bounds the messages waiting for the connection: a stalled
+	// broker must not stall the inspection loop, so beyond it DDATA is
+	// dropped (and counted); a host sees the seq gap and asks for a rebirth.
+	outBuffer     = 256
 	maxStateBytes = 1024
 	ackTimeout    = 10 * time.Second
 )
@@ -119,6 +123,7 @@ type Stats struct {
 	Births, Data       uint64 // NBIRTH and DDATA messages sent
 	Commands, Refused  uint64 // commands applied; refused metrics or payloads
 	CommandsDropped    uint64 // commands dropped because the queue was full
+	MessagesDropped    uint64 // outgoing messages dropped: the connection did not keep up
 	BdSeq              uint64 // of the current connection
 	Subscribed         bool   // the current connection listens for commands
 	Born               bool
@@ -143,6 +148,16 @@ type device struct {
 	enabled           bool
 }
 
+// outMsg is one message for the sender goroutine; done, when set, gets
+// the result once the broker acknowledged it (QoS 1).
+type outMsg struct {
+	c       mqtt.Client
+	topic   string
+	qos     byte
+	payload []byte
+	done    chan error
+}
+
 type cmdMsg struct {
 	target Target
 	cmds   []Command
@@ -159,8 +174,11 @@ type Node struct {
 	births chan struct{} // the primary host came online: birth if not born
 	cancel context.CancelFunc
 	done   chan struct{}
+	out    chan outMsg   // to the sender; closed by Close
+	sent   chan struct{} // closed when the sender has sent all
 
 	mu        sync.Mutex
+	outClosed bool
 	client    mqtt.Client // the connection the births were sent on
 	born      bool
 	bdSeq     uint64 // of the current connection
@@ -171,8 +189,8 @@ type Node struct {
 	hostTS    int64
 	subbed    bool
 
-	nBirths, data, applied, refused, dropped atomic.Uint64
-	lastRefusal                              atomic.Pointer[string]
+	nBirths, data, applied, refused, dropped, outDropped atomic.Uint64
+	lastRefusal                                          atomic.Pointer[string]
 }
 
 // Start validates cfg and connects in the background; births follow each
@@ -189,7 +207,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("dialect", "sparkplug"),
 		topics: TopicsFor(cfg.GroupID, cfg.EdgeNodeID, cfg.DeviceID, cfg.PrimaryHostID),
-		cmds:   make(chan cmdMsg, commandBuffer), births: make(chan struct{}, 1), done: make(chan struct{})}
+		cmds:   make(chan cmdMsg, commandBuffer), births: make(chan struct{}, 1), done: make(chan struct{}),
+		out: make(chan outMsg, outBuffer), sent: make(chan struct{})}
 	n.dev.state, n.dev.modelID = cfg.Status.State, cfg.Status.ModelID
 	if n.dev.state == "" {
 		n.dev.state = alerts.StateStarting
@@ -204,6 +223,7 @@ func Start(cfg Config) (*Node, error) {
 	go func() { defer wg.Done(); n.sess.Run(ctx) }()
 	go func() { defer wg.Done(); n.work(ctx) }()
 	go func() { wg.Wait(); close(n.done) }()
+	go n.sender()
 	return n, nil
 }
 
@@ -216,6 +236,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{BdSeq: n.bdSeq, Born: n.born, PrimaryHostOnline: n.hostUp, Subscribed: n.subbed}
 	n.mu.Unlock()
 	s.Births, s.Data, s.Commands, s.Refused, s.CommandsDropped = n.nBirths.Load(), n.data.Load(), n.applied.Load(), n.refused.Load(), n.dropped.Load()
+	s.MessagesDropped = n.outDropped.Load()
 	if r := n.lastRefusal.Load(); r != nil {
 		s.LastCommandRefusal = *r
 	}
@@ -363,9 +384,9 @@ func (n *Node) work(ctx context.Context) {
 			case !up && born:
 				n.mu.Lock()
 				n.born = false
-				death := n.deathLocked(n.bdSeq)
+				done := n.enqueueLocked(outMsg{c: c, topic: n.topics.NDEATH, qos: 1, payload: n.deathLocked(n.bdSeq)}, true)
 				n.mu.Unlock()
-				if err := mqttx.Wait(ctx, c.Publish(n.topics.NDEATH, 1, false, death), ackTimeout); err != nil {
+				if err := waitDone(ctx, done); err != nil {
 					n.log.Warn("sparkplug: publishing NDEATH", "err", err)
 				}
 				n.sess.Drop()
@@ -474,9 +495,10 @@ func (n *Node) dbirthLocked() *pb.Payload {
 	}}
 }
 
-// sendLocked stamps seq (0..255, wrapping) and the time and publishes at
-// QoS 0, as the specification asks for births and data. Without a
-// connection the message is lost: the next connection births afresh.
+// sendLocked stamps seq (0..255, wrapping) and the time and queues the
+// message for the sender, at QoS 0 as the specification asks for births and
+// data. Without a connection the message is lost: the next connection
+// births afresh.
 func (n *Node) sendLocked(topic string, p *pb.Payload) {
 	p.Seq = proto.Uint64(n.seq)
 	n.seq = (n.seq + 1) % 256
@@ -491,13 +513,59 @@ func (n *Node) sendLocked(topic string, p *pb.Payload) {
 	if n.client == nil {
 		return
 	}
-	tok := n.client.Publish(topic, 0, false, b)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			n.log.Debug("sparkplug: publish failed", "topic", topic, "err", err)
+	n.enqueueLocked(outMsg{c: n.client, topic: topic, payload: b}, false)
+}
+
+// enqueueLocked hands m to the sender without blocking; a full queue drops
+// it. With wait, the returned channel gets the broker's verdict.
+func (n *Node) enqueueLocked(m outMsg, wait bool) chan error {
+	if wait {
+		m.done = make(chan error, 1)
+	}
+	if n.outClosed {
+		if wait {
+			m.done <- errors.New("sparkplug: node closed")
 		}
+		return m.done
+	}
+	select {
+	case n.out <- m:
 	default:
+		if n.outDropped.Add(1)%100 == 1 {
+			n.log.Warn("sparkplug: message dropped: the broker connection does not keep up", "topic", m.topic, "dropped", n.outDropped.Load())
+		}
+		if wait {
+			m.done <- errors.New("sparkplug: send queue full")
+		}
+	}
+	return m.done
+}
+
+// sender publishes the queued messages in order until the queue is closed.
+func (n *Node) sender() {
+	defer close(n.sent)
+	for m := range n.out {
+		tok := m.c.Publish(m.topic, m.qos, false, m.payload)
+		if m.done != nil {
+			m.done <- mqttx.Wait(context.Background(), tok, ackTimeout)
+			continue
+		}
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				n.log.Debug("sparkplug: publish failed", "topic", m.topic, "err", err)
+			}
+		default:
+		}
+	}
+}
+
+func waitDone(ctx context.Context, done chan error) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -588,23 +656,34 @@ func (n *Node) Close(ctx context.Context) error {
 		return fmt.Errorf("sparkplug: closing: %w", ctx.Err())
 	}
 	n.mu.Lock()
-	c, born := n.client, n.born
-	var death []byte
-	if born {
-		n.sendLocked(n.topics.DDEATH, &pb.Payload{})
-		death = n.deathLocked(n.bdSeq)
-		n.born = false
-	}
-	n.mu.Unlock()
-	if c == nil {
+	if n.outClosed {
+		n.mu.Unlock()
 		return nil
 	}
+	c, born := n.client, n.born
+	var death chan error
+	if born && c != nil && c.IsConnectionOpen() {
+		n.sendLocked(n.topics.DDEATH, &pb.Payload{})
+		death = n.enqueueLocked(outMsg{c: c, topic: n.topics.NDEATH, qos: 1, payload: n.deathLocked(n.bdSeq)}, true)
+	}
+	n.born, n.outClosed = false, true
+	close(n.out)
+	n.mu.Unlock()
 	var err error
-	if born && c.IsConnectionOpen() {
-		if err = mqttx.Wait(ctx, c.Publish(n.topics.NDEATH, 1, false, death), ackTimeout); err != nil {
+	if death != nil {
+		if err = waitDone(ctx, death); err != nil {
 			err = fmt.Errorf("sparkplug: publishing NDEATH: %w", err)
 		}
 	}
-	c.Disconnect(250)
+	select {
+	case <-n.sent:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("sparkplug: closing: %w", ctx.Err())
+		}
+	}
+	if c != nil {
+		c.Disconnect(250)
+	}
 	return err
 }

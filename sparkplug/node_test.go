@@ -2,7 +2,9 @@ package sparkplug
 
 import (
 	"context"
+
 	"fmt"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +41,14 @@ func TestNodeAgainstTahu(t *testing.T) {
 			defectsAt99 = defects
 		}
 		n.Inspected(ev, nil)
+		if i%100 == 0 { // a line makes a few parts a second, not bursts of 300
+			eventually(t, 10*time.Second, "send queue drained", func() bool { return len(n.out) == 0 })
+		}
 	}
 	eventually(t, 10*time.Second, "every DDATA", func() bool { return col.count(tp.DDATA) == parts+1 })
+	if d := n.Stats().MessagesDropped; d != 0 {
+		t.Fatalf("%d messages dropped", d)
+	}
 
 	// Commands, encoded by Tahu.
 	publish(t, b.URL(), tp.NCMD, h.Encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Rebirth","type":"Boolean","value":true}]}`), false)
@@ -288,5 +296,55 @@ func TestNodeWaitsForPrimaryHost(t *testing.T) {
 	}
 	if got := strings.Join(bd, " "); got != "NBIRTH:0 NDEATH:0 NBIRTH:1" {
 		t.Errorf("bdSeq %q", got)
+	}
+}
+
+// stalledClient is a connection whose writes never finish (a broker that
+// stopped reading).
+type stalledClient struct {
+	mqtt.Client
+	block chan struct{}
+}
+
+func (c stalledClient) IsConnectionOpen() bool { return true }
+func (c stalledClient) Publish(string, byte, bool, any) mqtt.Token {
+	<-c.block
+	return doneToken{}
+}
+
+type doneToken struct{}
+
+func (doneToken) Wait() bool                     { return true }
+func (doneToken) WaitTimeout(time.Duration) bool { return true }
+func (doneToken) Done() <-chan struct{}          { c := make(chan struct{}); close(c); return c }
+func (doneToken) Error() error                   { return nil }
+
+// TestStalledBrokerDoesNotStallInspection: with the connection stuck, each
+// inspection still returns at once; what does not fit the queue is dropped
+// and counted.
+func TestStalledBrokerDoesNotStallInspection(t *testing.T) {
+	block := make(chan struct{})
+	n := &Node{cfg: Config{Control: &fakeControl{thr: 1, on: true}}, log: testLogger(t), topics: TopicsFor("g", "n", "d", ""),
+		born: true, client: stalledClient{block: block}, out: make(chan outMsg, outBuffer), sent: make(chan struct{})}
+	go n.sender()
+	defer func() {
+		close(block)
+		n.mu.Lock()
+		n.outClosed = true
+		close(n.out)
+		n.mu.Unlock()
+		<-n.sent
+	}()
+	start := time.Now()
+	const parts = 3 * outBuffer
+	for i := range parts {
+		n.Inspected(alerts.Event{Seq: uint64(i), Score: 1, Threshold: 2, Verdict: alerts.VerdictOK}, nil)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("%d inspections took %v with a stalled broker", parts, el)
+	}
+	// One message is stuck in Publish, outBuffer wait; the rest is dropped.
+	if d := n.Stats().MessagesDropped; d < parts-outBuffer-1 || d > parts-outBuffer {
+		t.Errorf("%d dropped of %d, want %d or %d", d, parts, parts-outBuffer-1, parts-outBuffer)
 	}
 }
