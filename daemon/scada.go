@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,7 @@ func (d *Daemon) startHooks() error {
 	if cfg.Sparkplug {
 		n, err := sparkplug.Start(sparkplug.Config{Conn: conn, ClientID: cfg.SparkplugClientID,
 			GroupID: cfg.SparkplugGroup, EdgeNodeID: cfg.SparkplugNode, DeviceID: cfg.SparkplugDevice,
-			PrimaryHostID: cfg.SparkplugHost, Version: d.version, Status: d.Status(), Logger: d.log, Control: d})
+			PrimaryHostID: cfg.SparkplugHost, BdSeqFile: filepath.Join(cfg.SpoolDir, "sparkplug.bdseq"), Version: d.version, Status: d.Status(), Logger: d.log, Control: d})
 		if err != nil {
 			return fmt.Errorf("sparkplug: %w", err)
 		}

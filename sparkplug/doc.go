@@ -17,8 +17,8 @@
 // specification asks; NDEATH at QoS 1. Every message but NDEATH carries seq,
 // 0 in NBIRTH and one more in each message after it, wrapping after 255. The
 // NDEATH will and the NBIRTH of one connection carry the same bdSeq, which
-// goes up by one per connection (0..255; it starts at 0 when the daemon
-// starts). Births name every metric with its alias and data type; data
+// goes up by one per connection (0..255), also across restarts when
+// Config.BdSeqFile is set (the daemon keeps it in its spool directory). Births name every metric with its alias and data type; data
 // messages carry aliases only. Metrics without a value yet (no inspection)
 // are sent as null in the birth.
 //

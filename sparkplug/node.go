@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +61,9 @@ type Config struct {
 	// accepted too), and sends NDEATH and reconnects when it goes offline.
 	PrimaryHostID string
 	Version       string // software version in the NBIRTH
+	// BdSeqFile, when set, keeps the next bdSeq across restarts, so a host
+	// never pairs a new NBIRTH with an old session's NDEATH.
+	BdSeqFile string
 	// Status is the daemon's status at start (state and model for the
 	// first DBIRTH); StatusChanged brings later ones.
 	Status  alerts.Status
@@ -215,6 +221,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.dev.cfgThreshold = cfg.Control.Threshold()
 	n.dev.enabled = cfg.Control.Inspecting()
+	n.nextBdSeq = n.loadBdSeq()
 	n.sess = &mqttx.Session{Conn: cfg.Conn, ClientID: cfg.ClientID, Log: n.log, Will: n.will, OnConnect: n.onConnect}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -263,6 +270,7 @@ func (n *Node) onConnect(ctx context.Context, c mqtt.Client) error {
 	n.mu.Lock()
 	n.bdSeq = n.nextBdSeq
 	n.nextBdSeq = (n.nextBdSeq + 1) % 256
+	n.saveBdSeq(n.nextBdSeq)
 	n.born, n.client, n.hostUp, n.subbed = false, c, false, false
 	n.mu.Unlock()
 	subs := map[string]byte{n.topics.NCMD: 1, n.topics.DCMD: 1}
@@ -686,4 +694,42 @@ func (n *Node) Close(ctx context.Context) error {
 		c.Disconnect(250)
 	}
 	return err
+}
+
+// loadBdSeq reads the next bdSeq from BdSeqFile (0 when there is none or it
+// is unreadable: a fresh start is always allowed).
+func (n *Node) loadBdSeq() uint64 {
+	if n.cfg.BdSeqFile == "" {
+		return 0
+	}
+	b, err := os.ReadFile(n.cfg.BdSeqFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil || len(b) > 8 {
+		n.log.Warn("sparkplug: bdSeq file unreadable; starting at 0", "file", n.cfg.BdSeqFile, "err", err)
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 8)
+	if err != nil {
+		n.log.Warn("sparkplug: bdSeq file holds no number 0..255; starting at 0", "file", n.cfg.BdSeqFile, "err", err)
+		return 0
+	}
+	return v
+}
+
+// saveBdSeq writes the next bdSeq atomically; a failure is logged (the
+// next start then begins at 0).
+func (n *Node) saveBdSeq(v uint64) {
+	if n.cfg.BdSeqFile == "" {
+		return
+	}
+	tmp := n.cfg.BdSeqFile + ".tmp"
+	err := os.WriteFile(tmp, []byte(strconv.FormatUint(v, 10)+"\n"), 0o640)
+	if err == nil {
+		err = os.Rename(tmp, n.cfg.BdSeqFile)
+	}
+	if err != nil {
+		n.log.Warn("sparkplug: saving bdSeq", "file", n.cfg.BdSeqFile, "err", err)
+	}
 }

@@ -2,6 +2,8 @@ package sparkplug
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 
 	"fmt"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/internal/mqttx"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/sparkplug/sparkplugtest"
 )
@@ -346,5 +349,50 @@ func TestStalledBrokerDoesNotStallInspection(t *testing.T) {
 	// One message is stuck in Publish, outBuffer wait; the rest is dropped.
 	if d := n.Stats().MessagesDropped; d < parts-outBuffer-1 || d > parts-outBuffer {
 		t.Errorf("%d dropped of %d, want %d or %d", d, parts, parts-outBuffer-1, parts-outBuffer)
+	}
+}
+
+// TestBdSeqKeptAcrossRestarts: with a bdSeq file the next start goes on
+// from the last connection's bdSeq + 1 (wrapping after 255); a damaged
+// file means 0.
+func TestBdSeqKeptAcrossRestarts(t *testing.T) {
+	b := testenv.StartMosquitto(t)
+	file := filepath.Join(t.TempDir(), "sparkplug.bdseq")
+	for _, c := range []struct {
+		name    string
+		content string // written before the start; "" leaves the file as it is
+		want    uint64
+	}{
+		{"no file", "", 0},
+		{"after one connection", "", 1},
+		{"wraps", "255\n", 255},
+		{"after 255", "", 0},
+		{"damaged", "banana", 0},
+		{"too large", "256", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.content != "" {
+				if err := os.WriteFile(file, []byte(c.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := Start(Config{Conn: mqttx.Conn{Brokers: []string{b.URL()}}, GroupID: "g", EdgeNodeID: "e", DeviceID: "d",
+				BdSeqFile: file, Logger: testLogger(t), Control: &fakeControl{thr: 1, on: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "birth", func() bool { return n.Stats().Born })
+			if got := n.Stats().BdSeq; got != c.want {
+				t.Errorf("bdSeq %d, want %d", got, c.want)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := n.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(file); strings.TrimSpace(string(b)) != fmt.Sprint((c.want+1)%256) {
+				t.Errorf("file holds %q, want %d", b, (c.want+1)%256)
+			}
+		})
 	}
 }
