@@ -412,10 +412,11 @@ func (n *Node) apply(c Command) {
 	n.log.Info("sparkplug: command", "command", c.Kind.String(), "threshold", c.Threshold, "enabled", c.Enabled)
 	switch c.Kind {
 	case CmdNodeRebirth:
+		// Not while a configured primary host is offline: births wait for it.
 		n.mu.Lock()
-		cl := n.client
+		cl, ok := n.client, n.topics.State == "" || n.hostUp
 		n.mu.Unlock()
-		if cl != nil {
+		if cl != nil && ok {
 			n.birth(cl)
 		}
 	case CmdDeviceRebirth:
