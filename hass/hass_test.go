@@ -162,3 +162,42 @@ func TestDiscoveryOnARealBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestHeatmapLatestAlone: INSPECTD_HEATMAP_LATEST without Home Assistant
+// retains the heatmap and nothing else.
+func TestHeatmapLatestAlone(t *testing.T) {
+	b := testenv.StartMosquitto(t)
+	topics := alerts.TopicsFor("inspectd", "cam1")
+	latest := topics.HeatmapBase + "/latest"
+	p, err := Start(Config{Conn: mqttx.Conn{Brokers: []string{b.URL()}}, HeatmapLatest: latest, Topics: topics, Camera: "cam1",
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctx, c := context.WithTimeout(context.Background(), 5*time.Second); defer c(); p.Close(ctx) })
+	p.Inspected(alerts.Event{Verdict: alerts.VerdictDefect}, []byte("jpeg-a"))
+	live := subscribe(t, b.URL(), latest)
+	eventually(t, 10*time.Second, "heatmap", func() bool { return len(live()) > 0 })
+	all := subscribe(t, b.URL(), "#") // a fresh subscriber: exactly the retained messages
+	eventually(t, 10*time.Second, "retained", func() bool { return len(all()) > 0 })
+	// A second retained message would arrive in the same burst as the first:
+	// wait for a round trip through the broker before counting.
+	publishMarker(t, b.URL(), "marker")
+	eventually(t, 10*time.Second, "marker", func() bool { return len(all()) >= 2 })
+	got := all()
+	if len(got) != 2 || got[0].topic != latest || string(got[0].payload) != "jpeg-a" || got[1].topic != "marker" {
+		t.Errorf("retained: %v", got)
+	}
+}
+
+func publishMarker(t *testing.T, url, topic string) {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("m-%d", time.Now().UnixNano())).SetProtocolVersion(4))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(topic, 1, false, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+}
