@@ -296,6 +296,8 @@ func TestEventTriggeredAt(t *testing.T) {
 	t.Setenv("INSPECTD_SOURCE_LOOP", "true")
 	cfg := f.config(t, video)
 	startDaemon(t, cfg)
+	// The daemon publishes "online" once it listens for triggers.
+	waitFor(t, 30*time.Second, "online", func() bool { return sub.lastAvail() == "online" })
 	sent := time.Now()
 	sub.client.Publish("inspectd/cam0/trigger", 1, false, "T-1").Wait()
 	ev := sub.waitEvents(t, 1, 30*time.Second)[0]
