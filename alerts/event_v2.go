@@ -21,4 +21,27 @@ type EventV2 struct {
 	// calibrated.
 	SoftwareVersion string    `json:"software_version,omitempty"`
 	ModelCreated    time.Time `json:"model_created,omitzero"`
+	// DefectLocation, for defects with a heatmap.
+	DefectLocation *Location `json:"defect_location,omitempty"`
+}
+
+// Location says where on the frame a defect is, from its heatmap, in image
+// pixels of the full frame (x right, y down).
+type Location struct {
+	// PeakX, PeakY: the hottest point.
+	PeakX float64 `json:"peak_x"`
+	PeakY float64 `json:"peak_y"`
+	// Box bounds the hot region around the peak (heat above Level, the
+	// heat good parts reach), AreaPx is that region's area.
+	Box    Box     `json:"box"`
+	AreaPx float64 `json:"area_px"`
+	Level  float64 `json:"level"`
+}
+
+// Box is a rectangle in image pixels.
+type Box struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+	W float64 `json:"w"`
+	H float64 `json:"h"`
 }

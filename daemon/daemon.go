@@ -377,7 +377,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string, t
 	}
 	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: threshold,
 		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000,
-		EventV2: d.eventV2(l.Loaded, fr.Time, triggeredAt, res.Score, threshold)}
+		EventV2: d.eventV2(l.Loaded, fr, triggeredAt, res, threshold, defect)}
 	if err := d.pub.Publish(ctx, ev, jpg); err != nil {
 		return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
 	}

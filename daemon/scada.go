@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"path/filepath"
 	"time"
@@ -11,8 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/hass"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/mqttx"
+	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/sparkplug"
 )
 
@@ -174,16 +178,28 @@ func (d *Daemon) waitWhilePaused(ctx context.Context) bool {
 }
 
 // eventV2 fills the fields of event schema v2.
-func (d *Daemon) eventV2(l *pipeline.Loaded, captured, triggered time.Time, score, threshold float64) alerts.EventV2 {
-	v := alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: l.Manifest().Training.Created.UTC()}
-	if !captured.IsZero() {
-		v.CapturedAt = captured.UTC()
+// threshold and defect are the operating point's decision (not the model's).
+func (d *Daemon) eventV2(l *pipeline.Loaded, fr capture.Frame, triggered time.Time, res pipeline.Result, threshold float64, defect bool) alerts.EventV2 {
+	man := l.Manifest()
+	v := alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: man.Training.Created.UTC()}
+	if !fr.Time.IsZero() {
+		v.CapturedAt = fr.Time.UTC()
 	}
 	if !triggered.IsZero() {
 		v.TriggeredAt = triggered.UTC()
 	}
-	if r := score / threshold; threshold > 0 && !math.IsNaN(r) && !math.IsInf(r, 0) {
+	if r := res.Score / threshold; threshold > 0 && !math.IsNaN(r) && !math.IsInf(r, 0) {
 		v.ScoreRatio = r
+	}
+	if defect && res.Heat != nil {
+		// The heatmap covers the model's ROI, or the whole frame.
+		part := image.Rect(0, 0, fr.Mat.Cols(), fr.Mat.Rows())
+		if man.ROI != "" {
+			if roi, err := imageops.ParseROI(man.ROI); err == nil {
+				part = roi.Intersect(part)
+			}
+		}
+		v.DefectLocation = locate(res.Heat, pipeline.HeatSize, part, man.HeatmapGood)
 	}
 	return v
 }

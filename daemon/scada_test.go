@@ -69,7 +69,7 @@ func (r *recorder) count(topic string) int {
 	return n
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -111,7 +111,7 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 	cfg := f.config(t, "dir:"+hot)
 	d, stop := startDaemon(t, cfg)
 	tp := sparkplug.TopicsFor("plant1", "edge1", "cam0", "")
-	waitFor(t, 20*time.Second, "DBIRTH", func() bool { return rec.count(tp.DBIRTH) == 1 })
+	waitUntil(t, 20*time.Second, "DBIRTH", func() bool { return rec.count(tp.DBIRTH) == 1 })
 
 	first := dropParts(t, hot, 0, 4)
 	events := sub.waitEvents(t, len(first), 60*time.Second)
@@ -119,18 +119,25 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 		if ev.Verdict != alerts.VerdictDefect {
 			t.Fatalf("event %d: %s at threshold %v", ev.Seq, ev.Verdict, ev.Threshold)
 		}
+		// Where: inside the part image, the peak inside its box.
+		l := ev.DefectLocation
+		if l == nil || l.AreaPx <= 0 || l.Box.W <= 0 || l.Box.H <= 0 || l.Box.X < 0 || l.Box.Y < 0 ||
+			l.Box.X+l.Box.W > partSize || l.Box.Y+l.Box.H > partSize ||
+			l.PeakX < l.Box.X || l.PeakX > l.Box.X+l.Box.W || l.PeakY < l.Box.Y || l.PeakY > l.Box.Y+l.Box.H {
+			t.Errorf("event %d: defect location %+v", ev.Seq, l)
+		}
 	}
-	waitFor(t, 10*time.Second, "a DDATA per inspection", func() bool { return rec.count(tp.DDATA) >= len(first) })
+	waitUntil(t, 10*time.Second, "a DDATA per inspection", func() bool { return rec.count(tp.DDATA) >= len(first) })
 
 	// Threshold by DCMD: far above every score, so no more defects.
 	mqttPublish(t, f.broker.URL(), tp.DCMD, tahu.Encode(t, `{"timestamp":1,"metrics":[{"name":"Config/Threshold","type":"Double","value":1e6}]}`))
-	waitFor(t, 10*time.Second, "threshold applied", func() bool { return d.Threshold() == 1e6 })
+	waitUntil(t, 10*time.Second, "threshold applied", func() bool { return d.Threshold() == 1e6 })
 	// Pause by DCMD (alias only): parts wait in the hot folder.
 	mqttPublish(t, f.broker.URL(), tp.DCMD, tahu.Encode(t, `{"timestamp":2,"metrics":[{"alias":131,"type":"Boolean","value":false}]}`))
-	waitFor(t, 10*time.Second, "paused", func() bool { return d.Status().State == daemon.StatePaused })
+	waitUntil(t, 10*time.Second, "paused", func() bool { return d.Status().State == daemon.StatePaused })
 	second := dropParts(t, hot, 4, 2)
 	statusBefore := sub.statusCount()
-	waitFor(t, 10*time.Second, "two status messages while paused", func() bool { return sub.statusCount() >= statusBefore+2 })
+	waitUntil(t, 10*time.Second, "two status messages while paused", func() bool { return sub.statusCount() >= statusBefore+2 })
 	if n := len(sub.uniqueEvents()); n != len(first) {
 		t.Fatalf("%d events while paused, want %d", n, len(first))
 	}
@@ -142,20 +149,20 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 	mqttPublish(t, f.broker.URL(), tp.DCMD, tahu.Encode(t, `{"timestamp":3,"metrics":[{"name":"Config/Inspection Enabled","type":"Boolean","value":true}]}`))
 	events = sub.waitEvents(t, len(first)+len(second), 60*time.Second)
 	for _, ev := range events[len(first):] {
-		if ev.Threshold != 1e6 || ev.Verdict != alerts.VerdictOK {
+		if ev.Threshold != 1e6 || ev.Verdict != alerts.VerdictOK || ev.DefectLocation != nil {
 			t.Errorf("event after the threshold command: threshold %v verdict %s", ev.Threshold, ev.Verdict)
 		}
 	}
-	waitFor(t, 10*time.Second, "every DDATA", func() bool { return rec.count(tp.DDATA) >= len(first)+len(second)+2 })
+	waitUntil(t, 10*time.Second, "every DDATA", func() bool { return rec.count(tp.DDATA) >= len(first)+len(second)+2 })
 	// Commands are counted; one refused (not protobuf) joins the three applied.
 	mqttPublish(t, f.broker.URL(), tp.DCMD, []byte("not protobuf"))
-	waitFor(t, 10*time.Second, "command counters", func() bool {
+	waitUntil(t, 10*time.Second, "command counters", func() bool {
 		m := metricsText(t, d.HTTPAddr())
 		return strings.Contains(m, `inspectd_sparkplug_commands_total{result="applied"} 3`) &&
 			strings.Contains(m, `inspectd_sparkplug_commands_total{result="refused"} 1`)
 	})
 	stop()
-	waitFor(t, 10*time.Second, "NDEATH", func() bool { return rec.count(tp.NDEATH) == 1 })
+	waitUntil(t, 10*time.Second, "NDEATH", func() bool { return rec.count(tp.NDEATH) == 1 })
 
 	// Every event, as Tahu decodes its DDATA.
 	byEvent := map[string]sparkplugtest.Msg{}
@@ -192,6 +199,9 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 			if got := m.Metric(t, "", c.metric.Alias).Str(); got != c.want {
 				t.Errorf("event %d %s: Sparkplug says %s, JSON %s", ev.Seq, c.metric.Name, got, c.want)
 			}
+		}
+		if ev.DefectLocation != nil && m.Metric(t, "", sparkplug.MetricDefectX.Alias).Float(t) != ev.DefectLocation.PeakX {
+			t.Errorf("event %d: Sparkplug defect X %s, JSON %v", ev.Seq, m.Metric(t, "", sparkplug.MetricDefectX.Alias).Value, ev.DefectLocation.PeakX)
 		}
 		if s, thr := m.Metric(t, "", sparkplug.MetricScore.Alias).Float(t), m.Metric(t, "", sparkplug.MetricThreshold.Alias).Float(t); s != ev.Score || thr != ev.Threshold {
 			t.Errorf("event %d: Sparkplug score %v threshold %v, JSON %v %v", ev.Seq, s, thr, ev.Score, ev.Threshold)
@@ -297,7 +307,7 @@ func TestEventTriggeredAt(t *testing.T) {
 	cfg := f.config(t, video)
 	startDaemon(t, cfg)
 	// The daemon publishes "online" once it listens for triggers.
-	waitFor(t, 30*time.Second, "online", func() bool { return sub.lastAvail() == "online" })
+	waitUntil(t, 30*time.Second, "online", func() bool { return sub.lastAvail() == "online" })
 	sent := time.Now()
 	sub.client.Publish("inspectd/cam0/trigger", 1, false, "T-1").Wait()
 	ev := sub.waitEvents(t, 1, 30*time.Second)[0]

@@ -60,6 +60,9 @@ var (
 	MetricSeq            = Metric{Name: "Inspection/Seq", Alias: 106, DataType: UInt64}
 	MetricLatency        = Metric{Name: "Inspection/Latency ms", Alias: 107, DataType: Double}
 	MetricEventID        = Metric{Name: "Inspection/Event ID", Alias: 108, DataType: String}
+	MetricDefectX        = Metric{Name: "Inspection/Defect X", Alias: 112, DataType: Double}
+	MetricDefectY        = Metric{Name: "Inspection/Defect Y", Alias: 113, DataType: Double}
+	MetricDefectArea     = Metric{Name: "Inspection/Defect Area px", Alias: 114, DataType: Double}
 	MetricInspections    = Metric{Name: "Counters/Inspections", Alias: 110, DataType: UInt64}
 	MetricDefects        = Metric{Name: "Counters/Defects", Alias: 111, DataType: UInt64}
 	MetricState          = Metric{Name: "State", Alias: 120, DataType: String}
@@ -68,7 +71,7 @@ var (
 	MetricCfgInspection  = Metric{Name: "Config/Inspection Enabled", Alias: 131, DataType: Boolean, Writable: true}
 	MetricDeviceRebirth  = Metric{Name: "Device Control/Rebirth", Alias: 132, DataType: Boolean, Writable: true}
 	nodeMetrics          = []Metric{MetricRebirth, MetricSWVersion, MetricDeviceList}
-	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
+	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricDefectX, MetricDefectY, MetricDefectArea, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 	nodeCommandMetrics   = []Metric{MetricRebirth}
 	deviceCommandMetrics = []Metric{MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 )

@@ -147,6 +147,7 @@ type device struct {
 	latency           float64
 	seq               uint64
 	at                time.Time
+	loc               *alerts.Location
 	inspections       uint64
 	defects           uint64
 	state, modelID    string
@@ -494,6 +495,9 @@ func (n *Node) dbirthLocked() *pb.Payload {
 		MetricSeq.value(opt(d.seq), at, true),
 		MetricLatency.value(opt(d.latency), at, true),
 		MetricEventID.value(opt(d.eventID), at, true),
+		MetricDefectX.value(d.locX(), at, true),
+		MetricDefectY.value(d.locY(), at, true),
+		MetricDefectArea.value(d.locArea(), at, true),
 		MetricInspections.value(d.inspections, now, true),
 		MetricDefects.value(d.defects, now, true),
 		MetricState.value(d.state, now, true),
@@ -607,7 +611,7 @@ func (n *Node) Inspected(ev alerts.Event, _ []byte) {
 	d := &n.dev
 	d.inspected, d.at = true, at
 	d.verdict, d.defect, d.partID, d.eventID = string(ev.Verdict), ev.Verdict == alerts.VerdictDefect, ev.PartID, ev.ID
-	d.score, d.thr, d.ratio, d.latency, d.seq = ev.Score, ev.Threshold, ratio, ev.LatencyMS, ev.Seq
+	d.score, d.thr, d.ratio, d.latency, d.seq, d.loc = ev.Score, ev.Threshold, ratio, ev.LatencyMS, ev.Seq, ev.DefectLocation
 	d.inspections++
 	if d.defect {
 		d.defects++
@@ -622,6 +626,9 @@ func (n *Node) Inspected(ev alerts.Event, _ []byte) {
 		MetricSeq.value(d.seq, at, false),
 		MetricLatency.value(d.latency, at, false),
 		MetricEventID.value(d.eventID, at, false),
+		MetricDefectX.value(d.locX(), at, false),
+		MetricDefectY.value(d.locY(), at, false),
+		MetricDefectArea.value(d.locArea(), at, false),
 		MetricInspections.value(d.inspections, at, false),
 		MetricDefects.value(d.defects, at, false),
 	)
@@ -733,4 +740,26 @@ func (n *Node) saveBdSeq(v uint64) {
 	if err != nil {
 		n.log.Warn("sparkplug: saving bdSeq", "file", n.cfg.BdSeqFile, "err", err)
 	}
+}
+
+// The defect's location (null without one: a good part, or no heatmap).
+func (d *device) locX() any {
+	if d.loc == nil {
+		return nil
+	}
+	return d.loc.PeakX
+}
+
+func (d *device) locY() any {
+	if d.loc == nil {
+		return nil
+	}
+	return d.loc.PeakY
+}
+
+func (d *device) locArea() any {
+	if d.loc == nil {
+		return nil
+	}
+	return d.loc.AreaPx
 }

@@ -38,6 +38,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 			PartID: fmt.Sprintf("part-%d", i), Score: float64(i % 10), Threshold: 7.5, Verdict: alerts.VerdictOK, LatencyMS: 12.5}
 		if ev.Score > ev.Threshold {
 			ev.Verdict = alerts.VerdictDefect
+			ev.DefectLocation = &alerts.Location{PeakX: float64(i), PeakY: 2.5, AreaPx: 300}
 			defects++
 		}
 		if i == 99 {
@@ -183,7 +184,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 	}{
 		{MetricVerdict, "defect"}, {MetricDefect, "true"}, {MetricScore, "9"}, {MetricThreshold, "7.5"}, {MetricScoreRatio, "1.2"},
 		{MetricPartID, "part-99"}, {MetricSeq, "99"}, {MetricLatency, "12.5"}, {MetricEventID, "ev-99"}, {MetricInspections, "99"},
-		{MetricDefects, fmt.Sprint(defectsAt99)},
+		{MetricDefects, fmt.Sprint(defectsAt99)}, {MetricDefectX, "99"}, {MetricDefectY, "2.5"}, {MetricDefectArea, "300"},
 	} {
 		v := d99.Metric(t, "", c.m.Alias)
 		if v.Str() != c.want || v.Type != dataTypeName[c.m.DataType] {
@@ -192,6 +193,9 @@ func TestNodeAgainstTahu(t *testing.T) {
 		if v.Timestamp == nil || uint64(*v.Timestamp) != uint64(t0.Add(99*time.Second).UnixMilli()) {
 			t.Errorf("DDATA 99 %s timestamp %v", c.m.Name, v.Timestamp)
 		}
+	}
+	if v := ddata[1].Metric(t, "", MetricDefectX.Alias); string(v.Value) != "null" || v.Type != "Double" {
+		t.Errorf("a good part's defect X: %s %s, want Double null", v.Type, v.Value)
 	}
 	if v := ddata[parts].Metric(t, "", MetricDefects.Alias); v.Str() != fmt.Sprint(defects) {
 		t.Errorf("defects counter %s, want %d", v.Value, defects)
