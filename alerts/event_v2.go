@@ -31,8 +31,10 @@ type Location struct {
 	// PeakX, PeakY: the hottest point.
 	PeakX float64 `json:"peak_x"`
 	PeakY float64 `json:"peak_y"`
-	// Box bounds the hot region around the peak (heat above Level, the
-	// heat good parts reach), AreaPx is that region's area.
+	// Box bounds the hot region around the peak: the connected heat above
+	// Level, halfway from the heat good parts reach to the peak's. AreaPx
+	// is that region's area. The heatmap is coarse (backbone stride 32):
+	// the box outlines where to look, not the defect's exact shape.
 	Box    Box     `json:"box"`
 	AreaPx float64 `json:"area_px"`
 	Level  float64 `json:"level"`

@@ -9,9 +9,11 @@ import (
 
 // locate finds the defect on a size x size heatmap that covers part (the
 // ROI, or the whole frame, in frame pixels): the hottest cell, and the
-// 4-connected region around it whose heat is above level (the heat good
-// parts reach). Nil without a usable heatmap.
-func locate(heat []float32, size int, part image.Rectangle, level float64) *alerts.Location {
+// 4-connected region around it whose heat is above the level halfway from
+// good (the heat good parts reach) to the peak: a defect lifts the heat of
+// the whole part above the good level, so that level alone would outline
+// the whole part (measured). Nil without a usable heatmap.
+func locate(heat []float32, size int, part image.Rectangle, good float64) *alerts.Location {
 	if size <= 0 || len(heat) != size*size || part.Empty() {
 		return nil
 	}
@@ -24,6 +26,7 @@ func locate(heat []float32, size int, part image.Rectangle, level float64) *aler
 	if peak < 0 {
 		return nil
 	}
+	level := good + (float64(heat[peak])-good)/2
 	sx, sy := float64(part.Dx())/float64(size), float64(part.Dy())/float64(size)
 	px, py := peak%size, peak/size
 	minX, minY, maxX, maxY, cells := px, py, px, py, 1
@@ -56,7 +59,7 @@ func locate(heat []float32, size int, part image.Rectangle, level float64) *aler
 		PeakX: round2(ox + (float64(px)+0.5)*sx), PeakY: round2(oy + (float64(py)+0.5)*sy),
 		Box: alerts.Box{X: round2(ox + float64(minX)*sx), Y: round2(oy + float64(minY)*sy),
 			W: round2(float64(maxX-minX+1) * sx), H: round2(float64(maxY-minY+1) * sy)},
-		AreaPx: round2(float64(cells) * sx * sy), Level: level,
+		AreaPx: round2(float64(cells) * sx * sy), Level: round2(level),
 	}
 }
 
