@@ -132,6 +132,10 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 	// Threshold by DCMD: far above every score, so no more defects.
 	mqttPublish(t, f.broker.URL(), tp.DCMD, tahu.Encode(t, `{"timestamp":1,"metrics":[{"name":"Config/Threshold","type":"Double","value":1e6}]}`))
 	waitUntil(t, 10*time.Second, "threshold applied", func() bool { return d.Threshold() == 1e6 })
+	// The status and metrics say where the threshold in force comes from.
+	if st := d.Status(); st.Threshold != 1e6 || st.ThresholdSource != daemon.SourceCommand {
+		t.Errorf("status threshold %v from %q, want 1e6 from %q", st.Threshold, st.ThresholdSource, daemon.SourceCommand)
+	}
 	// Pause by DCMD (alias only): parts wait in the hot folder.
 	mqttPublish(t, f.broker.URL(), tp.DCMD, tahu.Encode(t, `{"timestamp":2,"metrics":[{"alias":131,"type":"Boolean","value":false}]}`))
 	waitUntil(t, 10*time.Second, "paused", func() bool { return d.Status().State == daemon.StatePaused })
