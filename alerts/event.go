@@ -65,7 +65,8 @@ type Status struct {
 	Version           string    `json:"version,omitempty"`
 	// Threshold is the decision threshold in force and ThresholdSource where
 	// it came from: calibrated, override (INSPECTD_THRESHOLD), frr
-	// (INSPECTD_FRR) or refined (moved on the line).
+	// (INSPECTD_FRR), refined (moved on the line) or command (Sparkplug
+	// DCMD Config/Threshold).
 	Threshold       float64 `json:"threshold,omitempty"`
 	ThresholdSource string  `json:"threshold_source,omitempty"`
 	// Drift says the stream's scores have moved away from their reference;
