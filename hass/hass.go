@@ -142,7 +142,7 @@ func Discovery(cfg Config) map[string][]byte {
 		}),
 		"sensor/score_ratio": entity("score_ratio", "Score / threshold", map[string]any{
 			"state_topic":                 cfg.Topics.Event,
-			"value_template":              "{{ (value_json.score / value_json.threshold) if value_json.threshold else 0 }}",
+			"value_template":              "{{ value_json.score_ratio }}", // event schema v2
 			"state_class":                 "measurement",
 			"suggested_display_precision": 3,
 		}),

@@ -79,7 +79,7 @@ func TestDiscoveryOnARealBroker(t *testing.T) {
 			"value_template": "{{ 'ON' if value_json.verdict == 'defect' else 'OFF' }}"}},
 		{"homeassistant/sensor/inspectd_cam0/score/config", map[string]any{
 			"state_topic": topics.Event, "value_template": "{{ value_json.score }}", "state_class": "measurement"}},
-		{"homeassistant/sensor/inspectd_cam0/score_ratio/config", map[string]any{"state_topic": topics.Event}},
+		{"homeassistant/sensor/inspectd_cam0/score_ratio/config", map[string]any{"state_topic": topics.Event, "value_template": "{{ value_json.score_ratio }}"}},
 		{"homeassistant/sensor/inspectd_cam0/inspection_rate/config", map[string]any{
 			"state_topic": topics.Status, "value_template": "{{ value_json.inspections_per_s }}", "unit_of_measurement": "1/s"}},
 		{"homeassistant/sensor/inspectd_cam0/state/config", map[string]any{"state_topic": topics.Status, "entity_category": "diagnostic"}},
