@@ -165,7 +165,7 @@ func DefaultsFor(m model.Method) Config {
 		Mean: features.ImageNetMean, Std: features.ImageNetStd, Aspect: true, Stride: 16}
 	c.Transforms = transform.Config{Mode: transform.None}
 	c.TrainViews, c.TestViews = 1, 1
-	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.1,
+	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
 		Density: json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)}
 	return c
 }
@@ -634,6 +634,9 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 			Samples: info.N, EmpiricalFRR: info.EmpiricalFRR, Folds: len(folds)},
 		Training: model.Training{Images: n, Vectors: n * tv, Epochs: fit.Epochs, FinalLoss: fit.FinalLoss,
 			Seed: cfg.Seed, GoodScores: good, Created: time.Now().UTC(), Host: host},
+	}
+	if err := describeThreshold(&man.Threshold, good, info.Method, cfg.Seed); err != nil {
+		return nil, err
 	}
 	tensors := append([]model.Tensor{
 		{Name: pipeline.TensorFeatureMean, Shape: []int{dim}, Data: fit.Mu},

@@ -65,13 +65,30 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	}
 	rows = nil
 	angles := cfg.Transforms.TestAngles(cfg.TestViews)
-	good := make([]float64, len(imgs))
+	maps := make([][]float32, len(imgs))
 	for i, img := range imgs {
-		if good[i], _, err = l.Inspect(ctx, ex, img, angles, int32(i)); err != nil {
-			return nil, fmt.Errorf("leave-one-out score of %s: %w", files[i], err)
+		if maps[i], err = l.Map(ctx, ex, img, angles, int32(i)); err != nil {
+			return nil, fmt.Errorf("leave-one-out map of %s: %w", files[i], err)
 		}
 		if prog != nil {
 			prog("folds", i+1, len(imgs))
+		}
+	}
+	// Each good image's score uses a position norm made without it too, so
+	// the scores the threshold comes from are out-of-sample twice over.
+	good := make([]float64, len(imgs))
+	for i := range imgs {
+		var norm *pipeline.PositionNorm
+		if cfg.Local.NormFloor > 0 {
+			if norm, err = pipeline.NewPositionNorm(maps, i, cfg.Local.NormFloor); err != nil {
+				return nil, err
+			}
+		}
+		good[i], _ = l.Finish(maps[i], norm)
+	}
+	if cfg.Local.NormFloor > 0 {
+		if l.Norm, err = pipeline.NewPositionNorm(maps, -1, cfg.Local.NormFloor); err != nil {
+			return nil, err
 		}
 	}
 	info, err := metrics.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
@@ -81,7 +98,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	if math.IsNaN(info.Value) {
 		return nil, errors.New("calibration produced a NaN threshold")
 	}
-	mc, err := json.Marshal(pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: dens.Config(), Top: cfg.Local.Top})
+	mc, err := json.Marshal(pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor})
 	if err != nil {
 		return nil, err
 	}
@@ -96,14 +113,45 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		Method:         cfg.Method,
 		MethodConfig:   mc,
 		HeatmapSigma:   cfg.HeatmapSigma,
-		// Good parts' heat peaks at their image score; the median of the
-		// leave-one-out scores is where a typical good part's map tops out.
-		HeatmapGood: metrics.Median(good),
+		// A typical good part's heat tops out near its image score.
+		HeatmapGood: max(metrics.Median(good), 1e-6),
 		Threshold: model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
 			Samples: info.N, EmpiricalFRR: info.EmpiricalFRR},
 		Training: model.Training{Images: len(imgs), Vectors: len(owner), Seed: cfg.Seed, GoodScores: good,
 			Created: time.Now().UTC(), Host: host},
 	}
+	if err := describeThreshold(&man.Threshold, good, info.Method, cfg.Seed); err != nil {
+		return nil, err
+	}
 	man.Training.Seconds = time.Since(start).Seconds()
-	return &Result{Manifest: man, Tensors: dens.Tensors(), Info: info}, nil
+	tensors := dens.Tensors()
+	if l.Norm != nil {
+		tensors = append(tensors, l.Norm.Tensors()...)
+	}
+	return &Result{Manifest: man, Tensors: tensors, Info: info}, nil
+}
+
+// TableFRRs are the operating points calibration reports besides its target.
+var TableFRRs = []float64{0.01, 0.02, 0.05}
+
+// describeThreshold fills the predicted false-reject rate at the chosen
+// threshold, its band, and the table of thresholds for TableFRRs.
+func describeThreshold(th *model.Threshold, good []float64, method metrics.ThresholdMethod, seed int64) error {
+	targets := append([]float64{th.TargetFRR}, TableFRRs...)
+	if th.TargetFRR <= 0 {
+		targets = TableFRRs
+	}
+	rows, err := metrics.FRRTable(good, targets, method, uint64(seed))
+	if err != nil {
+		return fmt.Errorf("threshold table: %w", err)
+	}
+	if th.TargetFRR > 0 {
+		th.PredictedFRR, th.PredictedLow, th.PredictedHigh = rows[0].PredictedFRR, rows[0].Low, rows[0].High
+		rows = rows[1:]
+	}
+	th.Table = th.Table[:0]
+	for _, r := range rows {
+		th.Table = append(th.Table, model.ThresholdRow(r))
+	}
+	return nil
 }

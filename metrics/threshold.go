@@ -23,8 +23,9 @@ const (
 	// log-normal follows better than a normal.
 	MethodLogNormal ThresholdMethod = "lognormal"
 	// MethodAuto picks empirical when the sample holds at least
-	// MinTailSamples scores beyond the target quantile, else log-normal for
-	// positive scores, else Gaussian.
+	// MinTailSamples scores beyond the target quantile, else whichever of
+	// log-normal (positive scores only) and Gaussian fits the scores better
+	// by likelihood.
 	MethodAuto ThresholdMethod = "auto"
 )
 
@@ -117,7 +118,7 @@ func ChooseThreshold(goodScores []float64, targetFRR float64, method ThresholdMe
 		case tail >= MinTailSamples:
 			method = MethodEmpirical
 			info.Note = fmt.Sprintf("%d scores leave %.0f above the target quantile: order statistic", n, math.Floor(tail))
-		case s[0] > 0:
+		case s[0] > 0 && logNormalFitsBetter(s):
 			method = MethodLogNormal
 		default:
 			method = MethodGaussian
@@ -166,6 +167,34 @@ func ChooseThreshold(goodScores []float64, targetFRR float64, method ThresholdMe
 	above := n - countAtMost(s, info.Value)
 	info.EmpiricalFRR = float64(above) / float64(n)
 	return info, nil
+}
+
+// logNormalFitsBetter compares the maximised likelihoods of a normal and a
+// log-normal fit to positive scores (same number of parameters, so the
+// larger wins). Which one describes a method's good scores depends on the
+// method: pooled densities give right-skewed squared distances, patch
+// methods standardised per position give near-normal scores whose logs are
+// skewed the other way; a fixed choice put thresholds far beyond every good
+// part for the latter.
+func logNormalFitsBetter(s []float64) bool {
+	n := float64(len(s))
+	if len(s) < 3 {
+		return true
+	}
+	logs := make([]float64, len(s))
+	var sumLog float64
+	for i, v := range s {
+		logs[i] = math.Log(v)
+		sumLog += logs[i]
+	}
+	vn := math.Pow(StdDev(s), 2) * (n - 1) / n
+	vl := math.Pow(StdDev(logs), 2) * (n - 1) / n
+	if !(vn > 0) || !(vl > 0) {
+		return true
+	}
+	llNormal := -n / 2 * math.Log(vn)
+	llLogNormal := -n/2*math.Log(vl) - sumLog
+	return llLogNormal > llNormal
 }
 
 // predictionBound is the one-sided upper prediction bound for a new draw from

@@ -61,6 +61,23 @@ type Threshold struct {
 	Samples      int     `json:"samples"`
 	EmpiricalFRR float64 `json:"empirical_frr"`
 	Folds        int     `json:"folds,omitempty"`
+	// PredictedFRR is the false-reject rate the tail model predicts at
+	// Value, with an 80% band (PredictedLow..PredictedHigh) from bootstrap
+	// refits: sixteen scores pin a 1% tail down only so far.
+	PredictedFRR  float64        `json:"predicted_frr,omitempty"`
+	PredictedLow  float64        `json:"predicted_frr_low,omitempty"`
+	PredictedHigh float64        `json:"predicted_frr_high,omitempty"`
+	Table         []ThresholdRow `json:"table,omitempty"`
+}
+
+// ThresholdRow is the threshold for one target false-reject rate and what
+// the tail model predicts there (metrics.FRRTable).
+type ThresholdRow struct {
+	TargetFRR    float64 `json:"target_frr"`
+	Threshold    float64 `json:"threshold"`
+	PredictedFRR float64 `json:"predicted_frr"`
+	Low          float64 `json:"predicted_frr_low"`
+	High         float64 `json:"predicted_frr_high"`
 }
 
 // Training records what calibration did, for audits.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -30,7 +31,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Manifest.Threshold != man.Threshold || m.Manifest.Version != FormatVersion || len(m.Manifest.ID) != 12 {
+	if !reflect.DeepEqual(m.Manifest.Threshold, man.Threshold) || m.Manifest.Version != FormatVersion || len(m.Manifest.ID) != 12 {
 		t.Fatalf("manifest %+v", m.Manifest)
 	}
 	for _, want := range ts {

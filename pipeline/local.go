@@ -24,12 +24,19 @@ type LocalMethod struct {
 	// Top is the share of the part's area whose mean score is the image
 	// score; 0 takes the smoothed map's maximum.
 	Top float64 `json:"top,omitempty"`
+	// NormFloor, when > 0, standardises score maps per position with the
+	// good parts' leave-one-out maps (PositionNorm), this share of the
+	// median deviation added to every deviation.
+	NormFloor float64 `json:"norm_floor,omitempty"`
 }
 
 // Validate names the first bad setting.
 func (m LocalMethod) Validate(taps int) error {
 	if !(m.Top >= 0 && m.Top <= 1) {
 		return fmt.Errorf("local: top share %v outside [0, 1]", m.Top)
+	}
+	if !(m.NormFloor >= 0 && m.NormFloor <= 100) {
+		return fmt.Errorf("local: norm floor %v outside [0, 100]", m.NormFloor)
 	}
 	return m.Grid.Validate(taps)
 }
@@ -41,7 +48,8 @@ func (m LocalMethod) Validate(taps int) error {
 type Local struct {
 	Dens       local.Density
 	Grid       local.GridConfig
-	Top        float64 // see LocalMethod.Top
+	Top        float64       // see LocalMethod.Top
+	Norm       *PositionNorm // nil: raw distances
 	Transforms transform.Config
 	Sigma      float64 // blur of the score map at HeatSize, in pixels
 }
@@ -71,7 +79,11 @@ func loadLocal(m *model.Model, ex *features.Extractor) (*Local, error) {
 	if err := d.Load(m, dim); err != nil {
 		return nil, err
 	}
-	return &Local{Dens: d, Grid: lm.Grid, Top: lm.Top, Transforms: man.Transforms, Sigma: man.HeatmapSigma}, nil
+	norm, err := loadNorm(m)
+	if err != nil {
+		return nil, err
+	}
+	return &Local{Norm: norm, Dens: d, Grid: lm.Grid, Top: lm.Top, Transforms: man.Transforms, Sigma: man.HeatmapSigma}, nil
 }
 
 // Patches returns the patch rows of each view (already transformed), with
@@ -95,11 +107,21 @@ func (l *Local) Patches(ctx context.Context, ex *features.Extractor, views []goc
 	return rows, h, w, dim, nil
 }
 
-// Inspect scores a part (already cropped) at the given rotations. With
-// exclude >= 0 the density leaves that good image out (calibration's
-// leave-one-out scores). It returns the image score and the HeatSize x
-// HeatSize heat map in the part's frame.
-func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64, exclude int32) (float64, []float32, error) {
+// Inspect scores a part (already cropped) at the given rotations: the
+// image score and the HeatSize x HeatSize heat map in the part's frame.
+func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64) (float64, []float32, error) {
+	m, err := l.Map(ctx, ex, part, angles, -1)
+	if err != nil {
+		return 0, nil, err
+	}
+	s, heat := l.Finish(m, l.Norm)
+	return s, heat, nil
+}
+
+// Map is the raw patch score map of a part (HeatSize x HeatSize, the views'
+// maps turned back into the part's frame and averaged). With exclude >= 0
+// the density leaves that good image out (calibration's leave-one-out maps).
+func (l *Local) Map(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64, exclude int32) ([]float32, error) {
 	views := make([]gocv.Mat, len(angles))
 	for i, a := range angles {
 		views[i] = l.Transforms.Apply(part, a, nil)
@@ -111,13 +133,13 @@ func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.M
 	}()
 	rows, h, w, _, err := l.Patches(ctx, ex, views)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	acc := make([]float32, HeatSize*HeatSize)
 	for i, a := range angles {
 		s, err := l.Dens.Score(ctx, rows[i], h*w, exclude)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		big := imageops.ResizeMap(s, h, w, HeatSize, HeatSize)
 		if a != 0 {
@@ -131,15 +153,148 @@ func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.M
 	for p := range acc {
 		acc[p] *= inv
 	}
-	heat := imageops.GaussianBlur(acc, HeatSize, HeatSize, l.Sigma)
+	return acc, nil
+}
+
+// Finish turns a raw map into the image score and the heat map: the map is
+// standardised per position by norm (when there is one), the heat is its
+// positive part blurred, and the score is the mean of its top share (or the
+// heat's maximum).
+func (l *Local) Finish(raw []float32, norm *PositionNorm) (float64, []float32) {
+	z := raw
+	if norm != nil {
+		z = norm.Apply(raw)
+	}
+	pos := make([]float32, len(z))
+	for p, v := range z {
+		pos[p] = max(v, 0)
+	}
+	heat := imageops.GaussianBlur(pos, HeatSize, HeatSize, l.Sigma)
 	if l.Top > 0 {
-		return TopMean(acc, l.Top), heat, nil
+		return TopMean(z, l.Top), heat
 	}
 	var top float32
 	for _, v := range heat {
 		top = max(top, v)
 	}
-	return float64(top), heat, nil
+	return float64(top), heat
+}
+
+// PositionNorm standardises a score map position by position with what
+// good parts score there (their leave-one-out maps): places where good parts
+// differ from each other anyway (a cell's corners, an edge, a marking that
+// moves) stop looking like defects, and places where good parts agree count
+// fully. Both maps are HeatSize x HeatSize; Scale already holds the floor.
+type PositionNorm struct {
+	Mean, Scale []float32
+}
+
+// Apply returns (raw - Mean) / Scale.
+func (n *PositionNorm) Apply(raw []float32) []float32 {
+	out := make([]float32, len(raw))
+	for p, v := range raw {
+		out[p] = (v - n.Mean[p]) / n.Scale[p]
+	}
+	return out
+}
+
+// NewPositionNorm computes the norm of the maps, leaving map skip (>= 0)
+// out. floor, a share of the median deviation, is added to every deviation
+// so that positions where sixteen parts happened to agree closely do not
+// turn small differences into large scores.
+func NewPositionNorm(maps [][]float32, skip int, floor float64) (*PositionNorm, error) {
+	n := 0
+	for i := range maps {
+		if i != skip {
+			n++
+		}
+	}
+	if n < 2 {
+		return nil, fmt.Errorf("local: position norm needs at least 2 maps, have %d", n)
+	}
+	size := len(maps[0])
+	mean := make([]float64, size)
+	for i, m := range maps {
+		if len(m) != size {
+			return nil, fmt.Errorf("local: position norm: map %d has %d values, not %d", i, len(m), size)
+		}
+		if i == skip {
+			continue
+		}
+		for p, v := range m {
+			mean[p] += float64(v)
+		}
+	}
+	sd := make([]float64, size)
+	for p := range mean {
+		mean[p] /= float64(n)
+	}
+	for i, m := range maps {
+		if i == skip {
+			continue
+		}
+		for p, v := range m {
+			d := float64(v) - mean[p]
+			sd[p] += d * d
+		}
+	}
+	for p := range sd {
+		sd[p] = math.Sqrt(sd[p] / float64(n-1))
+	}
+	f := floor * median64(sd)
+	if !(f > 0) {
+		f = 1e-6
+	}
+	out := &PositionNorm{Mean: make([]float32, size), Scale: make([]float32, size)}
+	for p := range mean {
+		out.Mean[p] = float32(mean[p])
+		out.Scale[p] = float32(sd[p] + f)
+	}
+	return out, nil
+}
+
+func median64(x []float64) float64 {
+	c := slices.Clone(x)
+	slices.Sort(c)
+	if len(c) == 0 {
+		return 0
+	}
+	return c[len(c)/2]
+}
+
+// Tensor names of the position norm.
+const (
+	TensorNormMean  = "local.norm.mean"
+	TensorNormScale = "local.norm.scale"
+)
+
+// Tensors of the norm for the model file.
+func (n *PositionNorm) Tensors() []model.Tensor {
+	return []model.Tensor{{Name: TensorNormMean, Shape: []int{HeatSize, HeatSize}, Data: n.Mean},
+		{Name: TensorNormScale, Shape: []int{HeatSize, HeatSize}, Data: n.Scale}}
+}
+
+// loadNorm reads the position norm; a model without one scores raw maps.
+func loadNorm(m *model.Model) (*PositionNorm, error) {
+	mt, okM := m.Tensors[TensorNormMean]
+	st, okS := m.Tensors[TensorNormScale]
+	if !okM && !okS {
+		return nil, nil
+	}
+	if !okM || !okS {
+		return nil, fmt.Errorf("model %s has only one of %s and %s", m.Manifest.ID, TensorNormMean, TensorNormScale)
+	}
+	for _, t := range []model.Tensor{mt, st} {
+		if len(t.Data) != HeatSize*HeatSize {
+			return nil, fmt.Errorf("model %s: tensor %s has %d values, want %d", m.Manifest.ID, t.Name, len(t.Data), HeatSize*HeatSize)
+		}
+	}
+	for p := range st.Data {
+		if !(st.Data[p] > 0) || math.IsInf(float64(st.Data[p]), 0) || math.IsNaN(float64(mt.Data[p])) || math.IsInf(float64(mt.Data[p]), 0) {
+			return nil, fmt.Errorf("model %s: position norm has a bad value at %d (mean %v, scale %v)", m.Manifest.ID, p, mt.Data[p], st.Data[p])
+		}
+	}
+	return &PositionNorm{Mean: mt.Data, Scale: st.Data}, nil
 }
 
 // TopMean is the mean of the largest share of values (at least one): a

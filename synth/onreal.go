@@ -427,6 +427,12 @@ func WriteDatasetOnReal(dir string, goodFiles []string, nTrain, nTestGood, nPerK
 		return fmt.Errorf("synth: write real-image data set %s: %d good images given, %d needed (%d train + %d good test + %d per kind x %d kinds, each image used once)",
 			dir, len(goodFiles), need, nTrain, nTestGood, nPerKind, len(SmallKinds))
 	}
+	// A seeded shuffle makes the train, good test and defect images
+	// exchangeable: in name order they come from different modules or
+	// batches, and a method could then score the batch, not the defect.
+	goodFiles = slices.Clone(goodFiles)
+	rng := newRNG(seed, 0x5ee)
+	rng.Shuffle(len(goodFiles), func(i, j int) { goodFiles[i], goodFiles[j] = goodFiles[j], goodFiles[i] })
 	next := 0
 	for _, g := range []struct {
 		sub string

@@ -256,16 +256,27 @@ func TestWriteDatasetOnReal(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("files:\n%v\nwant:\n%v", got, want)
 	}
-	// Good PNGs are copied as they are, in order; the JPEG is re-encoded.
-	for i, f := range []string{"train/good/000.png", "train/good/001.png", "test/good/000.png"} {
+	// Good PNGs are copied as they are (in a seeded shuffle, so train, good
+	// test and defect images are exchangeable); the JPEG is re-encoded.
+	inputs := map[string]bool{}
+	for _, f := range files {
+		if filepath.Ext(f) == ".png" {
+			b, _ := os.ReadFile(f)
+			inputs[string(b)] = true
+		}
+	}
+	copies := 0
+	for _, f := range []string{"train/good/000.png", "train/good/001.png", "test/good/000.png"} {
 		a, _ := os.ReadFile(filepath.Join(dirA, f))
-		b, _ := os.ReadFile(files[i])
 		if isPNG := bytes.HasPrefix(a, []byte("\x89PNG")); !isPNG {
 			t.Errorf("%s is not a PNG", f)
 		}
-		if filepath.Ext(files[i]) == ".png" && !bytes.Equal(a, b) {
-			t.Errorf("%s is not a copy of %s", f, files[i])
+		if inputs[string(a)] {
+			copies++
 		}
+	}
+	if copies == 0 {
+		t.Error("no good image is a byte copy of an input PNG")
 	}
 	differ := 0
 	for _, f := range want {
@@ -287,8 +298,8 @@ func TestWriteDatasetOnReal(t *testing.T) {
 		}
 		m.Close()
 	}
-	if differ != nPerKind*len(SmallKinds)*2 {
-		t.Errorf("%d files change with the seed, want every defective image and mask (%d)", differ, nPerKind*len(SmallKinds)*2)
+	if differ < nPerKind*len(SmallKinds)*2 {
+		t.Errorf("%d files change with the seed, want at least every defective image and mask (%d)", differ, nPerKind*len(SmallKinds)*2)
 	}
 
 	err := WriteDatasetOnReal(t.TempDir(), files[:need-1], nTrain, nTestGood, nPerKind, 5)

@@ -33,7 +33,8 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	dims := fs.String("dims", "", "patch methods: channels kept per tap (comma separated, 0 keeps all)")
 	neigh := fs.Int("neighbourhood", 3, "patch methods: side of the square each position is averaged over")
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
-	top := fs.Float64("top", 0.1, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
+	top := fs.Float64("top", 0.01, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
+	normFloor := fs.Float64("norm-floor", 0.5, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
 	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle) or rotate (full circle)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
@@ -82,6 +83,9 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			if c.Local.Grid.Dims, err = intList(*dims); err != nil {
 				return c, fmt.Errorf("--dims: %w", err)
 			}
+		}
+		if set["norm-floor"] {
+			c.Local.NormFloor = *normFloor
 		}
 		if set["top"] {
 			c.Local.Top = *top

@@ -398,3 +398,68 @@ func TestCalibrateInterrupted(t *testing.T) {
 		t.Errorf("left %s in the output folder", e.Name())
 	}
 }
+
+// TestEndToEndPatchCore evaluates the default patch method on small
+// synthetic defects drawn on real solar cells (../shared), with the real
+// ResNet-50 v2 trunk: detection, localisation, the operating-point report
+// and scoring with the saved model.
+func TestEndToEndPatchCore(t *testing.T) {
+	realBackbone(t)
+	cells := filepath.Join(testenv.SharedDir(), "datasets", "elpv_mono", "train", "good")
+	if _, err := os.Stat(cells); err != nil {
+		testenv.Skip(t, "real good images %s not found: skipping", cells)
+	}
+	files, err := calibration.Images([]string{cells}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "cells")
+	if err := synth.WriteDatasetOnReal(data, files, 16, 16, 6, 3); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, stdout, stderr := run(t, "eval", "--data", data, "--method", "patchcore", "--out", out)
+	if code != 0 {
+		t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	t.Logf("eval:\n%s", stdout)
+	s := readSummary(t, out)
+	if s.Method != "patchcore" || s.ImageAUROC < 0.8 {
+		t.Errorf("%s: image AUROC %.4f, want patchcore >= 0.8", s.Method, s.ImageAUROC)
+	}
+	if s.PixelAUROC == nil || *s.PixelAUROC < 0.9 {
+		t.Errorf("pixel AUROC %v, want >= 0.9", deref(s.PixelAUROC))
+	}
+	if s.PeakInMask == nil || *s.PeakInMask < 0.3 {
+		t.Errorf("heat peak on the mask for %v of defects, want >= 0.3", s.PeakInMask)
+	}
+	if len(s.Operating) != 3 || s.Operating[0].TargetFRR != 0.01 {
+		t.Errorf("operating points %+v: want the calibrated 1%% and the table's 2%% and 5%%", s.Operating)
+	}
+	for i, op := range s.Operating {
+		if !(op.PredictedLow <= op.PredictedFRR && op.PredictedFRR <= op.PredictedHi) || (i > 0 && op.Threshold >= s.Operating[i-1].Threshold) {
+			t.Errorf("operating point %+v: band or order wrong", op)
+		}
+	}
+	if len(s.Line) == 0 || len(s.Line[0].Checkpoints) == 0 {
+		t.Errorf("no simulated line in the summary")
+	}
+	m, err := model.Load(filepath.Join(out, "model.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Manifest.Backbone.File != "resnet50v2_s16.onnx" || !m.Manifest.Features.Aspect || len(m.Manifest.Threshold.Table) != 2 {
+		t.Errorf("manifest backbone %s aspect %v table %v", m.Manifest.Backbone.File, m.Manifest.Features.Aspect, m.Manifest.Threshold.Table)
+	}
+	// score with INSPECTD_BACKBONE still naming MobileNetV2: the model's
+	// backbone is found by its file name beside it.
+	img := filepath.Join(data, "test", "crack", "000.png")
+	code, stdout, stderr = run(t, "score", "--model", filepath.Join(out, "model.zip"), img)
+	if code != 0 {
+		t.Fatalf("score exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	lines := jsonLines(t, stdout)
+	if len(lines) != 1 || lines[0].Threshold != m.Manifest.Threshold.Value || math.IsNaN(lines[0].Score) {
+		t.Errorf("score output %+v", lines)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/plots"
 	"github.com/inspectd/inspectd/transform"
@@ -42,12 +44,54 @@ type EvalSummary struct {
 	Threshold  float64         `json:"threshold"`
 	// At the calibrated threshold: share of good test parts rejected and of
 	// defective parts caught.
-	FalseRejectRate float64        `json:"false_reject_rate"`
-	DefectRecall    float64        `json:"defect_recall"`
-	CalibrateSec    float64        `json:"calibrate_seconds"`
-	MsPerImage      float64        `json:"ms_per_image_median"`
-	Counts          map[string]int `json:"counts"`
-	Time            time.Time      `json:"time"`
+	FalseRejectRate float64 `json:"false_reject_rate"`
+	DefectRecall    float64 `json:"defect_recall"`
+	// PredictedFRR is what the model's tail fit predicted at its threshold.
+	PredictedFRR float64 `json:"predicted_frr"`
+	// Operating compares, per target rate, the threshold calibration chose
+	// and the rate it predicted with the rate measured on the good test parts.
+	Operating []OperatingPoint `json:"operating_points,omitempty"`
+	// Line is the test set streamed in shuffled order through the daemon's
+	// threshold refinement (operating.Simulate), one entry per seed.
+	Line         []LineRun      `json:"simulated_line,omitempty"`
+	CalibrateSec float64        `json:"calibrate_seconds"`
+	MsPerImage   float64        `json:"ms_per_image_median"`
+	Counts       map[string]int `json:"counts"`
+	Time         time.Time      `json:"time"`
+}
+
+// OperatingPoint is one target false-reject rate, predicted and measured.
+type OperatingPoint struct {
+	TargetFRR    float64 `json:"target_frr"`
+	Threshold    float64 `json:"threshold"`
+	PredictedFRR float64 `json:"predicted_frr"`
+	PredictedLow float64 `json:"predicted_frr_low"`
+	PredictedHi  float64 `json:"predicted_frr_high"`
+	MeasuredFRR  float64 `json:"measured_frr"`
+	Catch        float64 `json:"catch_rate"`
+	// OracleCatch is the catch rate of the threshold that rejects exactly
+	// as many good test parts as this one did, chosen with hindsight.
+	OracleCatch float64 `json:"oracle_catch_rate"`
+}
+
+// LineRun is one simulated line: rates after the first 50, 100 and all parts.
+type LineRun struct {
+	Seed        int64       `json:"seed"`
+	Checkpoints []LinePoint `json:"checkpoints"`
+	Changes     int         `json:"threshold_changes"`
+	Final       float64     `json:"final_threshold"`
+}
+
+// LinePoint is the state of a simulated line after some parts.
+type LinePoint struct {
+	Parts       int     `json:"parts"`
+	FRR         float64 `json:"false_reject_rate"`
+	Catch       float64 `json:"catch_rate"`
+	OracleCatch float64 `json:"oracle_catch_rate"`
+	// After: the parts after this checkpoint, decided with what was learnt.
+	AfterFRR   float64 `json:"after_false_reject_rate"`
+	AfterCatch float64 `json:"after_catch_rate"`
+	Threshold  float64 `json:"threshold"`
 }
 
 type testImage struct {
@@ -508,7 +552,92 @@ func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
 	for i := range tests {
 		tests[i].score = scores[i]
 	}
+	if err := r.operating(tests, scores); err != nil {
+		return err
+	}
 	return writeEvalOutputs(r.dir, *sum, tests, scores, labels, byClass)
+}
+
+// lineSeeds are the shuffles of the simulated line.
+var lineSeeds = []int64{1, 2, 3, 4, 5}
+
+// operating measures the threshold's honesty: for the calibrated target and
+// the table's rates, the predicted false-reject rate next to the measured
+// one and the catch rate; then the simulated line with refinement on.
+func (r *evalRun) operating(tests []testImage, scores []float64) error {
+	man := r.in.Manifest()
+	var good, bad []float64
+	parts := make([]operating.Part, len(tests))
+	for i, t := range tests {
+		parts[i] = operating.Part{Score: scores[i], Defect: t.class != "good"}
+		if t.class == "good" {
+			good = append(good, scores[i])
+		} else {
+			bad = append(bad, scores[i])
+		}
+	}
+	sum := &r.sum
+	sum.PredictedFRR = man.Threshold.PredictedFRR
+	rows := append([]model.ThresholdRow{{TargetFRR: man.Threshold.TargetFRR, Threshold: man.Threshold.Value,
+		PredictedFRR: man.Threshold.PredictedFRR, Low: man.Threshold.PredictedLow, High: man.Threshold.PredictedHigh}},
+		man.Threshold.Table...)
+	for i, row := range rows {
+		if i > 0 && row.TargetFRR == rows[0].TargetFRR {
+			continue
+		}
+		op := OperatingPoint{TargetFRR: row.TargetFRR, Threshold: row.Threshold, PredictedFRR: row.PredictedFRR,
+			PredictedLow: row.Low, PredictedHi: row.High}
+		op.MeasuredFRR = shareAbove(good, row.Threshold)
+		op.Catch = shareAbove(bad, row.Threshold)
+		op.OracleCatch = oracleCatch(good, bad, countAbove(good, row.Threshold))
+		sum.Operating = append(sum.Operating, op)
+	}
+	if len(man.Training.GoodScores) < 3 || man.Threshold.Value <= 0 || man.Threshold.TargetFRR <= 0 {
+		return nil
+	}
+	for _, seed := range lineSeeds {
+		sim, err := operating.Simulate(parts, man.Threshold.Value, man.Training.GoodScores, seed,
+			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR})
+		if err != nil {
+			return fmt.Errorf("simulated line: %w", err)
+		}
+		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final}
+		for _, c := range sim.Checkpoints {
+			run.Checkpoints = append(run.Checkpoints, LinePoint{Parts: c.Parts, FRR: c.Cumulative.FRR, Catch: c.Cumulative.Catch,
+				OracleCatch: c.Cumulative.OracleCatch, AfterFRR: c.After.FRR, AfterCatch: c.After.Catch, Threshold: c.Threshold})
+		}
+		sum.Line = append(sum.Line, run)
+	}
+	return nil
+}
+
+func countAbove(x []float64, t float64) int {
+	n := 0
+	for _, v := range x {
+		if v > t {
+			n++
+		}
+	}
+	return n
+}
+
+func shareAbove(x []float64, t float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	return float64(countAbove(x, t)) / float64(len(x))
+}
+
+// oracleCatch is the share of defects above the threshold that rejects
+// exactly k good parts (the k+1-th highest good score).
+func oracleCatch(good, bad []float64, k int) float64 {
+	g := slices.Clone(good)
+	slices.Sort(g)
+	if len(g) == 0 {
+		return 0
+	}
+	t := g[max(0, len(g)-1-k)]
+	return shareAbove(bad, t)
 }
 
 // addPixels compares the heatmap with the ground-truth mask at the mask's
@@ -635,5 +764,24 @@ func printSummary(w io.Writer, s EvalSummary, dir string) {
 	}
 	fmt.Fprintf(w, "  threshold %.4g: false rejects %.1f%% of good, catches %.1f%% of defects; %.0f ms/image; calibration %.0f s\n",
 		s.Threshold, 100*s.FalseRejectRate, 100*s.DefectRecall, s.MsPerImage, s.CalibrateSec)
+	for _, op := range s.Operating {
+		fmt.Fprintf(w, "  target FRR %4.1f%%: threshold %.4g, predicted FRR %.1f%% (80%%: %.1f-%.1f%%), measured %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)\n",
+			100*op.TargetFRR, op.Threshold, 100*op.PredictedFRR, 100*op.PredictedLow, 100*op.PredictedHi, 100*op.MeasuredFRR, 100*op.Catch, 100*op.OracleCatch)
+	}
+	if len(s.Line) > 0 {
+		// medians over the shuffles, per checkpoint
+		for k := range s.Line[0].Checkpoints {
+			var frr, catch, oracle []float64
+			for _, l := range s.Line {
+				if k < len(l.Checkpoints) {
+					frr = append(frr, l.Checkpoints[k].FRR)
+					catch = append(catch, l.Checkpoints[k].Catch)
+					oracle = append(oracle, l.Checkpoints[k].OracleCatch)
+				}
+			}
+			fmt.Fprintf(w, "  simulated line (refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle %.1f%%)\n",
+				len(frr), s.Line[0].Checkpoints[k].Parts, 100*metrics.Median(frr), 100*metrics.Median(catch), 100*metrics.Median(oracle))
+		}
+	}
 	fmt.Fprintf(w, "  wrote %s\n", filepath.Join(dir, "summary.json"))
 }

@@ -37,6 +37,7 @@ func TestDemoChain(t *testing.T) {
 	cfg := calibration.Defaults()
 	cfg.Features = features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: []int{64, 32}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
 	cfg.Method, cfg.TrainViews, cfg.TestViews, cfg.Folds = model.Gaussian, 2, 2, 2
+	cfg.Backbone = backbone
 	for _, spb := range []bool{false, true} {
 		t.Run(map[bool]string{false: "json", true: "json+sparkplug"}[spb], func(t *testing.T) { demoChain(t, video, frames, every, cfg, spb) })
 	}

@@ -123,3 +123,10 @@ func RequireBackbone(t testing.TB) string {
 	}
 	return p
 }
+
+// Skip skips the test for a missing asset, except under
+// INSPECTD_REQUIRE_ASSETS=1, where it fails.
+func Skip(t testing.TB, format string, args ...any) {
+	t.Helper()
+	skip(t, format, args...)
+}
