@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -103,23 +101,12 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		return nil, err
 	}
 	slices.Sort(good)
-	host, _ := os.Hostname()
-	man := model.Manifest{
-		Backbone:       model.Backbone{File: filepath.Base(backbone), SHA256: sha},
-		Features:       cfg.Features,
-		ROI:            cfg.ROI,
-		Transforms:     cfg.Transforms,
-		TestTransforms: len(angles),
-		Method:         cfg.Method,
-		MethodConfig:   mc,
-		HeatmapSigma:   cfg.HeatmapSigma,
-		// A typical good part's heat tops out near its image score.
-		HeatmapGood: max(metrics.Median(good), 1e-6),
-		Threshold: model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
-			Samples: info.N, EmpiricalFRR: info.EmpiricalFRR},
-		Training: model.Training{Images: len(imgs), Vectors: len(owner), Seed: cfg.Seed, GoodScores: good,
-			Created: time.Now().UTC(), Host: host},
-	}
+	man := baseManifest(cfg, backbone, sha, len(angles), mc)
+	// A typical good part's heat tops out near its image score.
+	man.HeatmapGood = max(metrics.Median(good), 1e-6)
+	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
+		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR}
+	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), len(owner), good
 	if err := describeThreshold(&man.Threshold, good, info.Method, cfg.Seed); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/internal/testenv"
+	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
@@ -66,5 +69,58 @@ func BenchmarkInspect(b *testing.B) {
 				b.ReportMetric(metrics.Median(ms), "ms/image-median")
 			})
 		}
+	}
+}
+
+// BenchmarkInspectPatchCore times one inspection with the default patch
+// method (PatchCore on ResNet-50 v2 layer2+layer3, 256 px short side, T=1),
+// and reports the calibration time on 16 parts. Issue targets: 350 ms per
+// image, 90 s to calibrate on 16 parts, on this 2-core machine.
+func BenchmarkInspectPatchCore(b *testing.B) {
+	lib := testenv.RequireORT(b)
+	cfg := calibration.DefaultsFor(local.MethodPatchCore)
+	backbone := filepath.Join(filepath.Dir(testenv.RequireBackbone(b)), cfg.Backbone)
+	if _, err := os.Stat(backbone); err != nil {
+		testenv.Skip(b, "%s not found: skipping", backbone)
+	}
+	rt, err := engine.Open(engine.Options{Model: backbone, Outputs: cfg.Features.Taps, Library: lib})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	ex, err := features.New(rt, cfg.Features, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	imgs := make([]gocv.Mat, 16)
+	names := make([]string, len(imgs))
+	for i := range imgs {
+		imgs[i] = synth.Good(int64(i), 300)
+		names[i] = fmt.Sprint(i)
+	}
+	defer closeAll(imgs)
+	start := time.Now()
+	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	calib := time.Since(start).Seconds()
+	sha, _ := model.FileSHA256(backbone)
+	in := inspector(b, model.FromTensors(res.Manifest, res.Tensors), ex, sha)
+	part := synth.Good(99, 300)
+	defer part.Close()
+	for _, heat := range []bool{false, true} {
+		b.Run(fmt.Sprintf("heatmap=%v", heat), func(b *testing.B) {
+			ms := make([]float64, 0, b.N)
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := in.Inspect(context.Background(), part, heat); err != nil {
+					b.Fatal(err)
+				}
+				ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
+			}
+			b.ReportMetric(metrics.Median(ms), "ms/image-median")
+			b.ReportMetric(calib, "calibrate-s")
+		})
 	}
 }

@@ -24,7 +24,7 @@ import (
 // calibration.Defaults, and returns a function producing the Config.
 func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	d := calibration.Defaults()
-	method := fs.String("method", string(d.Method), "density: flow (DifferNet), gaussian (baseline) or patchcore (patch memory bank); the other flags default to the method's defaults")
+	method := fs.String("method", string(calibration.DefaultMethod), "density: patchcore (patch memory bank), flow (DifferNet) or gaussian (baseline); flags not given take the method's defaults, not the values shown here")
 	backbone := fs.String("backbone", "", "backbone ONNX file or file name (default: the method's, e.g. "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore, looked up beside INSPECTD_BACKBONE and in .deps/models)")
 	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs used as features (comma separated)")
 	scales := fs.String("scales", joinInts(d.Features.Scales), "input sizes in pixels (comma separated; the short side with --aspect)")
@@ -203,6 +203,13 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "wrote %s: model %s, %s on %d images, threshold %.4g (%s, target FRR %.3g, %d out-of-sample good scores, max %.4g), %.0f s\n",
 		*out, mustID(*out), m.Method, m.Training.Images, m.Threshold.Value, m.Threshold.Method, m.Threshold.TargetFRR,
 		m.Threshold.Samples, m.Training.GoodScores[len(m.Training.GoodScores)-1], m.Training.Seconds)
+	th := m.Threshold
+	fmt.Fprintf(stdout, "  predicted false-reject rate at the threshold: %.2f%% (80%% band %.2f-%.2f%%)\n", 100*th.PredictedFRR, 100*th.PredictedLow, 100*th.PredictedHigh)
+	for _, r := range th.Table {
+		fmt.Fprintf(stdout, "  for %4.1f%% false rejects: threshold %.4g (predicted %.2f%%, 80%% band %.2f-%.2f%%)\n",
+			100*r.TargetFRR, r.Threshold, 100*r.PredictedFRR, 100*r.Low, 100*r.High)
+	}
+	fmt.Fprintln(stdout, "  choose another operating point at run time with INSPECTD_FRR (or INSPECTD_THRESHOLD)")
 	return nil
 }
 

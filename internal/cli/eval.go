@@ -446,19 +446,27 @@ func inspectLocal(ctx context.Context, runs []*evalRun, t *testImage, T int, wit
 			return err
 		}
 		r.byT[T] = append(r.byT[T], res.Score)
-		r.ms = append(r.ms, float64(res.Elapsed.Microseconds())/1000)
-		if !withHeat {
-			continue
-		}
-		onMask, err := addPixels(r.pix, r.in, img, res.Heat, t.mask)
-		if err != nil {
+		if err := r.record(res, img, t, withHeat); err != nil {
 			return err
 		}
-		if t.class != "good" {
-			r.peaks++
-			if onMask {
-				r.peaksIn++
-			}
+	}
+	return nil
+}
+
+// record keeps an inspection's time and, with a heatmap, its pixel figures.
+func (r *evalRun) record(res pipeline.Result, img gocv.Mat, t *testImage, withHeat bool) error {
+	r.ms = append(r.ms, float64(res.Elapsed.Microseconds())/1000)
+	if !withHeat {
+		return nil
+	}
+	onMask, err := addPixels(r.pix, r.in, img, res.Heat, t.mask)
+	if err != nil {
+		return err
+	}
+	if t.class != "good" {
+		r.peaks++
+		if onMask {
+			r.peaksIn++
 		}
 	}
 	return nil
@@ -472,19 +480,8 @@ func inspectParts(ctx context.Context, runs []*evalRun, img gocv.Mat, t *testIma
 		if err != nil {
 			return err
 		}
-		r.ms = append(r.ms, float64(res.Elapsed.Microseconds())/1000)
-		if !withHeat {
-			continue
-		}
-		onMask, err := addPixels(r.pix, r.in, img, res.Heat, t.mask)
-		if err != nil {
+		if err := r.record(res, img, t, withHeat); err != nil {
 			return err
-		}
-		if t.class != "good" {
-			r.peaks++
-			if onMask {
-				r.peaksIn++
-			}
 		}
 	}
 	return nil
