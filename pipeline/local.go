@@ -171,13 +171,28 @@ func (l *Local) Finish(raw []float32, norm *PositionNorm) (float64, []float32) {
 	}
 	heat := imageops.GaussianBlur(pos, HeatSize, HeatSize, l.Sigma)
 	if l.Top > 0 {
-		return TopMean(z, l.Top), heat
+		s := TopMean(z, l.Top)
+		if norm != nil {
+			// Standardised maps can give a good part a score at or below
+			// zero; the line's operating point works on log scores, so the
+			// score is made positive by softplus, which ranks parts the
+			// same and leaves scores above a few unchanged.
+			s = softplus(s)
+		}
+		return s, heat
 	}
 	var top float32
 	for _, v := range heat {
 		top = max(top, v)
 	}
 	return float64(top), heat
+}
+
+func softplus(x float64) float64 {
+	if x > 30 {
+		return x
+	}
+	return math.Log1p(math.Exp(x))
 }
 
 // PositionNorm standardises a score map position by position with what

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,9 +53,14 @@ type EvalSummary struct {
 	// Operating compares, per target rate, the threshold calibration chose
 	// and the rate it predicted with the rate measured on the good test parts.
 	Operating []OperatingPoint `json:"operating_points,omitempty"`
-	// Line is the test set streamed in shuffled order through the daemon's
+	// Line is every good test part and a draw of the defective ones
+	// (LineDefects of the stream) in shuffled order through the daemon's
 	// threshold refinement (operating.Simulate), one entry per seed.
-	Line         []LineRun      `json:"simulated_line,omitempty"`
+	Line        []LineRun `json:"simulated_line,omitempty"`
+	LineDefects float64   `json:"simulated_line_defect_share,omitempty"`
+	// FRRCheck (--frr-subsets): predicted against measured false-reject
+	// rates over several calibrations on random draws of good parts.
+	FRRCheck     *FRRCheck      `json:"frr_check,omitempty"`
 	CalibrateSec float64        `json:"calibrate_seconds"`
 	MsPerImage   float64        `json:"ms_per_image_median"`
 	Counts       map[string]int `json:"counts"`
@@ -108,6 +115,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sweep := fs.String("sweep-t", "", "also report image AUROC for these T (comma separated), e.g. 1,4,8,16,64")
 	testLimit := fs.Int("test-limit", 0, "score at most N images per test class (0: all)")
 	pixel := fs.Bool("pixel", true, "compute pixel AUROC where masks exist (needs heatmaps)")
+	subsets := fs.Int("frr-subsets", 0, "also calibrate on this many random draws of --train-limit good images and measure their thresholds on test/good (how honest the predicted false-reject rate is)")
+	lineDefects := fs.Float64("line-defects", 0.05, "share of defective parts in the simulated line (0 < x < 0.5)")
 	cacheDir := fs.String("feature-cache", "", "keep feature vectors of the training and test images in this directory and reuse them in later runs")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -116,6 +125,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *data == "" {
 		fs.Usage()
 		return fmt.Errorf("%w: --data is required", errUsage)
+	}
+	if !(*lineDefects > 0 && *lineDefects < 0.5) {
+		return fmt.Errorf("%w: --line-defects %v: want 0 < x < 0.5", errUsage, *lineDefects)
 	}
 	// --method may name both densities; calibFlags validates one at a time.
 	methodFlag := fs.Lookup("method")
@@ -157,6 +169,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	var runs []*evalRun
+	var frrCheck *FRRCheck
 	var fc *featcache.Cache // nil: no --feature-cache
 	if *modelPath != "" {
 		in, closeFn, err := openModel(*modelPath)
@@ -189,6 +202,14 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if runs, err = calibrateEach(ctx, ex, backbone, sha, files, cfg, methods, *outDir, store, stderr); err != nil {
 			return err
 		}
+		if *subsets > 0 {
+			if *trainLimit <= 0 {
+				return fmt.Errorf("%w: --frr-subsets needs --train-limit > 0", errUsage)
+			}
+			if frrCheck, err = frrSubsets(ctx, ex, backbone, sha, *data, *trainLimit, *subsets, cfg, tests, stderr); err != nil {
+				return err
+			}
+		}
 	}
 	for _, r := range runs {
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -200,6 +221,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			Model: man.ID, Method: man.Method, TrainImages: man.Training.Images, Threshold: man.Threshold.Value,
 			Transforms: cfg.TestViews, CalibrateSec: r.sum.CalibrateSec}
 		r.byT = map[int][]float64{}
+		r.lineDefects, r.sum.LineDefects = *lineDefects, *lineDefects
 		r.pix = metrics.NewAdaptivePixelAUROC(metrics.DefaultPixelBins)
 		if len(sweepT) > 0 {
 			r.sum.ByT = map[int]float64{}
@@ -260,7 +282,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "eval: scored %d/%d\n", i+1, len(tests))
 		}
 	}
-	for _, r := range runs {
+	for i, r := range runs {
+		if i == 0 {
+			r.sum.FRRCheck = frrCheck
+		}
 		if err := r.finish(tests, cfg.TestViews, sweepT); err != nil {
 			return err
 		}
@@ -283,6 +308,8 @@ type evalRun struct {
 	peaks   int
 	peaksIn int // defects whose heat peak is on the mask
 	ms      []float64
+	// lineDefects is the share of defects in the simulated line.
+	lineDefects float64
 }
 
 // calibrateEach extracts the good parts' features once and calibrates one
@@ -592,8 +619,26 @@ func (r *evalRun) operating(tests []testImage, scores []float64) error {
 	if len(man.Training.GoodScores) < 3 || man.Threshold.Value <= 0 || man.Threshold.TargetFRR <= 0 {
 		return nil
 	}
+	var goodParts, badParts []operating.Part
+	for _, p := range parts {
+		if p.Defect {
+			badParts = append(badParts, p)
+		} else {
+			goodParts = append(goodParts, p)
+		}
+	}
+	// A test set is often mostly defects (ELPV: two thirds); a line is
+	// mostly good parts, which is what refinement relies on. Each simulated
+	// line takes every good test part and a random draw of defects at
+	// r.lineDefects of the stream.
+	nBad := min(len(badParts), int(math.Round(r.lineDefects/(1-r.lineDefects)*float64(len(goodParts)))))
 	for _, seed := range lineSeeds {
-		sim, err := operating.Simulate(parts, man.Threshold.Value, man.Training.GoodScores, seed,
+		rng := rand.New(rand.NewPCG(uint64(seed), 0x11e))
+		line := slices.Clone(goodParts)
+		for _, i := range rng.Perm(len(badParts))[:nBad] {
+			line = append(line, badParts[i])
+		}
+		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed,
 			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR})
 		if err != nil {
 			return fmt.Errorf("simulated line: %w", err)
@@ -768,17 +813,22 @@ func printSummary(w io.Writer, s EvalSummary, dir string) {
 	if len(s.Line) > 0 {
 		// medians over the shuffles, per checkpoint
 		for k := range s.Line[0].Checkpoints {
-			var frr, catch, oracle []float64
+			var frr, catch, oracle, afrr, acatch []float64
 			for _, l := range s.Line {
 				if k < len(l.Checkpoints) {
-					frr = append(frr, l.Checkpoints[k].FRR)
-					catch = append(catch, l.Checkpoints[k].Catch)
-					oracle = append(oracle, l.Checkpoints[k].OracleCatch)
+					c := l.Checkpoints[k]
+					frr, catch, oracle = append(frr, c.FRR), append(catch, c.Catch), append(oracle, c.OracleCatch)
+					afrr, acatch = append(afrr, c.AfterFRR), append(acatch, c.AfterCatch)
 				}
 			}
-			fmt.Fprintf(w, "  simulated line (refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle %.1f%%)\n",
-				len(frr), s.Line[0].Checkpoints[k].Parts, 100*metrics.Median(frr), 100*metrics.Median(catch), 100*metrics.Median(oracle))
+			fmt.Fprintf(w, "  simulated line (%.0f%% defects, refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)",
+				100*s.LineDefects, len(frr), s.Line[0].Checkpoints[k].Parts, 100*metrics.Median(frr), 100*metrics.Median(catch), 100*metrics.Median(oracle))
+			if k < len(s.Line[0].Checkpoints)-1 {
+				fmt.Fprintf(w, "; the parts after: false rejects %.1f%%, catches %.1f%%", 100*metrics.Median(afrr), 100*metrics.Median(acatch))
+			}
+			fmt.Fprintln(w)
 		}
 	}
+	printFRRCheck(w, s.FRRCheck)
 	fmt.Fprintf(w, "  wrote %s\n", filepath.Join(dir, "summary.json"))
 }
