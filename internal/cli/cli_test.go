@@ -448,7 +448,7 @@ func TestEndToEndPatchCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Manifest.Backbone.File != "resnet50v2_s16.onnx" || !m.Manifest.Features.Aspect || len(m.Manifest.Threshold.Table) != 2 {
+	if m.Manifest.Backbone.File != "resnet50v2_s16.onnx" || !m.Manifest.Features.Aspect || len(m.Manifest.Threshold.Table) != len(calibration.TableFRRs) {
 		t.Errorf("manifest backbone %s aspect %v table %v", m.Manifest.Backbone.File, m.Manifest.Features.Aspect, m.Manifest.Threshold.Table)
 	}
 	// score with INSPECTD_BACKBONE still naming MobileNetV2: the model's
