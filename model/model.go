@@ -203,70 +203,118 @@ func Save(path string, man Manifest, tensors []Tensor) error {
 var ErrFormat = errors.New("not a usable inspectd model")
 
 // Load reads and checks a model file: format and version, the weights'
-// checksum, and that every tensor lies inside the weights.
+// checksum, and every size the manifest declares (Manifest.Validate), so
+// that a damaged or hostile file is refused with a reason, never a panic or
+// an allocation larger than the file warrants. The zip's members are checked
+// before they are read: duplicates are refused, and their uncompressed sizes
+// are bounded by the file's size (a small zip that inflates to gigabytes is
+// refused from its directory alone).
 func Load(path string) (*Model, error) {
-	zr, err := zip.OpenReader(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("model %s does not exist", path)
 		}
-		return nil, fmt.Errorf("model %s: %w: %v", path, ErrFormat, err)
+		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	defer zr.Close()
-	read := func(name string) ([]byte, error) {
-		f, err := zr.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w: member %s missing", path, ErrFormat, name)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w: reading %s: %v", path, ErrFormat, name, err)
-		}
-		return b, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	js, err := read("manifest.json")
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("model %s: %w: not a regular file", path, ErrFormat)
+	}
+	m, err := read(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// read is Load on an open file of the given size; errors wrap ErrFormat.
+func read(r io.ReaderAt, size int64) (*Model, error) {
+	if size > MaxFileBytes {
+		return nil, fmt.Errorf("%w: file is %d bytes, at most %d", ErrFormat, size, int64(MaxFileBytes))
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	members := map[string]*zip.File{}
+	var total uint64
+	for _, zf := range zr.File {
+		if members[zf.Name] != nil {
+			return nil, fmt.Errorf("%w: member %q appears twice", ErrFormat, zf.Name)
+		}
+		members[zf.Name] = zf
+		total += min(zf.UncompressedSize64, 1<<62) // no wrap-around over many members
+	}
+	// Save stores members uncompressed; a tool that recompresses the file
+	// gains little on float weights. Anything beyond this is a zip bomb.
+	if limit := uint64(zipMaxRatio)*uint64(size) + zipSlackBytes; total > limit {
+		return nil, fmt.Errorf("%w: members declare %d bytes uncompressed in a file of %d bytes (at most %d)", ErrFormat, total, size, limit)
+	}
+	readMember := func(name string, limit int64) ([]byte, error) {
+		zf := members[name]
+		if zf == nil {
+			return nil, fmt.Errorf("%w: member %s missing", ErrFormat, name)
+		}
+		if zf.UncompressedSize64 > uint64(limit) {
+			return nil, fmt.Errorf("%w: %s declares %d bytes, at most %d", ErrFormat, name, zf.UncompressedSize64, limit)
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening %s: %v", ErrFormat, name, err)
+		}
+		defer rc.Close()
+		// The declared size is a claim: read at most one byte beyond it.
+		b := make([]byte, 0, zf.UncompressedSize64)
+		buf := bytes.NewBuffer(b)
+		if _, err := buf.ReadFrom(io.LimitReader(rc, int64(zf.UncompressedSize64)+1)); err != nil {
+			return nil, fmt.Errorf("%w: reading %s: %v", ErrFormat, name, err)
+		}
+		if uint64(buf.Len()) != zf.UncompressedSize64 {
+			return nil, fmt.Errorf("%w: %s holds more or fewer bytes than its declared %d", ErrFormat, name, zf.UncompressedSize64)
+		}
+		return buf.Bytes(), nil
+	}
+	js, err := readMember("manifest.json", MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
 	var man Manifest
 	if err := json.Unmarshal(js, &man); err != nil {
-		return nil, fmt.Errorf("model %s: %w: manifest.json: %v", path, ErrFormat, err)
+		return nil, fmt.Errorf("%w: manifest.json: %v", ErrFormat, err)
 	}
 	if man.Format != FormatName {
-		return nil, fmt.Errorf("model %s: %w: format %q, want %q", path, ErrFormat, man.Format, FormatName)
+		return nil, fmt.Errorf("%w: format %.64q, want %q", ErrFormat, man.Format, FormatName)
 	}
 	if man.Version != FormatVersion {
-		return nil, fmt.Errorf("model %s: %w: format version %d, this inspectd reads version %d", path, ErrFormat, man.Version, FormatVersion)
+		return nil, fmt.Errorf("%w: format version %d, this inspectd reads version %d", ErrFormat, man.Version, FormatVersion)
 	}
-	wb, err := read("weights.bin")
+	wb, err := readMember("weights.bin", MaxWeightsBytes)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(wb)
 	if got := hex.EncodeToString(sum[:]); got != man.WeightsSHA256 {
-		return nil, fmt.Errorf("model %s: %w: weights checksum %s does not match manifest %s (file damaged)", path, ErrFormat, got, man.WeightsSHA256)
+		return nil, fmt.Errorf("%w: weights checksum %s does not match manifest %.64q (file damaged)", ErrFormat, got, man.WeightsSHA256)
 	}
 	if len(wb)%4 != 0 {
-		return nil, fmt.Errorf("model %s: %w: weights.bin is %d bytes, not whole float32 values", path, ErrFormat, len(wb))
+		return nil, fmt.Errorf("%w: weights.bin is %d bytes, not whole float32 values", ErrFormat, len(wb))
 	}
 	all := make([]float32, len(wb)/4)
+	if err := man.Validate(len(all)); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %v", ErrFormat, err)
+	}
 	for i := range all {
 		all[i] = math.Float32frombits(binary.LittleEndian.Uint32(wb[4*i:]))
 	}
 	m := &Model{Manifest: man, Tensors: map[string]Tensor{}}
 	for _, ti := range man.Tensors {
-		n := 1
-		for _, d := range ti.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("model %s: %w: tensor %s has negative shape %v", path, ErrFormat, ti.Name, ti.Shape)
-			}
-			n *= d
-		}
-		if ti.Offset < 0 || ti.Offset+n > len(all) {
-			return nil, fmt.Errorf("model %s: %w: tensor %s (%v at %d) lies outside the %d weights", path, ErrFormat, ti.Name, ti.Shape, ti.Offset, len(all))
-		}
-		m.Tensors[ti.Name] = Tensor{Name: ti.Name, Shape: ti.Shape, Data: all[ti.Offset : ti.Offset+n]}
+		n, _ := TensorSize(ti.Shape) // checked by Validate
+		m.Tensors[ti.Name] = Tensor{Name: ti.Name, Shape: ti.Shape, Data: all[ti.Offset : ti.Offset+n : ti.Offset+n]}
 	}
 	return m, nil
 }

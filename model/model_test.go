@@ -10,10 +10,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/transform"
 )
 
 func sample() (Manifest, []Tensor) {
-	man := Manifest{Backbone: Backbone{File: "b.onnx", SHA256: "ab"}, Method: Flow, TestTransforms: 8,
+	man := Manifest{Backbone: Backbone{File: "b.onnx", SHA256: "ab"}, Method: Gaussian, TestTransforms: 8,
+		Features:   features.Config{Taps: []string{"t"}, Scales: []int{224}, Mean: features.ImageNetMean, Std: features.ImageNetStd},
+		Transforms: transform.Config{Mode: transform.Small, MaxAngle: 10}, HeatmapSigma: 4,
 		Threshold: Threshold{Value: 1.5, Method: "kfold-lognormal", TargetFRR: 0.01, Samples: 16}}
 	return man, []Tensor{
 		{Name: "a", Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, -6.5}},
