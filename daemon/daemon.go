@@ -42,6 +42,7 @@ type Daemon struct {
 	log     *slog.Logger
 	version string
 
+	hup      chan os.Signal // SIGHUP, installed first thing in New
 	cur      atomic.Pointer[active]
 	pub      *alerts.Publisher
 	src      capture.Source
@@ -80,7 +81,18 @@ type Daemon struct {
 
 // New loads the model, opens the publisher (a broker that is down is not an
 // error: events are spooled) and the camera (retried in the background).
-func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version string) (*Daemon, error) {
+//
+// The SIGHUP handler is installed before anything slow: a reload requested
+// while the daemon starts is queued and done once it runs, instead of the
+// signal's default action killing the process.
+func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version string) (_ *Daemon, err error) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() {
+		if err != nil {
+			signal.Stop(hup)
+		}
+	}()
 	// A config made in code (the demo) rather than by config.LoadDaemon
 	// gets the defaults of the settings it left out.
 	if cfg.StateDir == "" {
@@ -89,7 +101,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	if cfg.FeedbackMemory == 0 {
 		cfg.FeedbackMemory = 5000
 	}
-	d := &Daemon{cfg: cfg, log: log, version: version, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
+	d := &Daemon{cfg: cfg, log: log, version: version, hup: hup, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
 		resume: make(chan struct{}, 1), bootID: alerts.NewID()}
 	d.setState(alerts.StateStarting)
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
@@ -203,9 +215,7 @@ func (d *Daemon) setState(s string) { d.state.Store(&s) }
 // Run inspects until ctx is cancelled (SIGTERM), then shuts down within
 // ShutdownGrace. SIGHUP reloads the model.
 func (d *Daemon) Run(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer signal.Stop(d.hup)
 
 	var srv *http.Server
 	if d.cfg.HTTPAddr != "" {
@@ -241,7 +251,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 wait:
 	for {
 		select {
-		case <-hup:
+		case <-d.hup:
 			d.Reload()
 		case <-status.C:
 			d.publishStatus()

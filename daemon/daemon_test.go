@@ -1,6 +1,8 @@
 package daemon_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -419,7 +421,10 @@ func TestSIGHUPReload(t *testing.T) {
 	os.MkdirAll(hot, 0o755)
 	sub := subscribe(t, f.broker.URL(), "cam0")
 	cfg := f.config(t, "dir:"+hot)
+	// SIGHUP right after New: the handler is installed before anything slow
+	// (on main it was installed in Run, and this killed the test binary).
 	d, _ := startDaemon(t, cfg)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	oldID := d.Status().ModelID
 	good, _ := os.ReadFile(f.model)
 	if err := os.WriteFile(f.model, good[:len(good)/3], 0o644); err != nil {
@@ -432,6 +437,31 @@ func TestSIGHUPReload(t *testing.T) {
 			t.Fatalf("status after a corrupt model: %+v", d.Status())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Hostile manifests with a valid checksum (it covers the weights): each
+	// reload is refused with its reason and the old model keeps running.
+	// On main these panicked in loading or at the first heatmap.
+	for _, c := range []struct {
+		name   string
+		change func(m map[string]any)
+		want   string
+	}{
+		{"offset 2^63-1", func(m map[string]any) { m["tensors"].([]any)[0].(map[string]any)["offset"] = int64(1<<63 - 1) }, "lies outside"},
+		{"shape [2^62,2]", func(m map[string]any) { m["tensors"].([]any)[0].(map[string]any)["shape"] = []any{int64(1 << 62), 2} }, "holds more than"},
+		{"test transforms 2^50", func(m map[string]any) { m["test_transforms"] = int64(1 << 50) }, "test_transforms"},
+		{"heatmap sigma 1e9", func(m map[string]any) { m["heatmap_sigma"] = 1e9 }, "heatmap_sigma"},
+		{"flow hidden 1e12", func(m map[string]any) {
+			m["method"], m["method_config"] = "flow", map[string]any{"Dim": 10, "Blocks": 8, "Hidden": 1e12, "Depth": 1}
+		}, "Hidden"},
+	} {
+		writeChangedManifest(t, good, f.model, c.change)
+		err := d.Reload()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: reload error %v; want %q", c.name, err, c.want)
+		}
+		if st := d.Status(); st.ModelID != oldID || !strings.Contains(st.LastError, "reload refused") {
+			t.Errorf("%s: status %+v; want the old model %s and the refusal", c.name, st, oldID)
+		}
 	}
 	dropParts(t, hot, 0, 1)
 	if ev := sub.waitEvents(t, 1, 30*time.Second); ev[0].ModelID != oldID {
@@ -450,6 +480,37 @@ func TestSIGHUPReload(t *testing.T) {
 	dropParts(t, hot, 1, 1)
 	if ev := sub.waitEvents(t, 2, 30*time.Second); ev[1].ModelID != newID {
 		t.Errorf("event from model %s after reload; want %s", ev[1].ModelID, newID)
+	}
+}
+
+// writeChangedManifest writes the model zip good to path with its manifest
+// changed (weights and their checksum untouched).
+func writeChangedManifest(t *testing.T, good []byte, path string, change func(map[string]any)) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(good), int64(len(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, zf := range zr.File {
+		r, _ := zf.Open()
+		b, _ := io.ReadAll(r)
+		r.Close()
+		if zf.Name == "manifest.json" {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			change(m)
+			b, _ = json.Marshal(m)
+		}
+		w, _ := zw.Create(zf.Name)
+		w.Write(b)
+	}
+	zw.Close()
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

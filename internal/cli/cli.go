@@ -59,6 +59,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "run" {
+		// Until the daemon installs its SIGHUP handler (first thing in
+		// daemon.New), a reload request must not kill the process, which is
+		// the signal's default action.
+		signal.Ignore(syscall.SIGHUP)
+	}
 	// Ctrl-C and SIGTERM cancel the context: commands stop cleanly and never
 	// leave a half-written file behind.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,6 +79,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			case errors.As(err, new(configError)):
+				// Said once; the unit does not restart on this status.
+				fmt.Fprintf(stderr, "inspectd %s: %v (exit %d: fix the setting; restarting would not help)\n", c.name, err, ExitConfig)
+				return ExitConfig
 			case errors.Is(err, context.Canceled):
 				fmt.Fprintf(stderr, "inspectd %s: interrupted; nothing was written\n", c.name)
 				return 130
@@ -88,6 +98,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
+
+// ExitConfig is the exit status for a problem that restarting cannot fix: a
+// bad setting or a spool directory that cannot be written (sysexits'
+// EX_CONFIG). The systemd unit lists it in RestartPreventExitStatus, so a
+// line with a broken setting stops once with the reason in the journal
+// instead of restarting in a loop.
+const ExitConfig = 78
+
+// configError marks an error as a setting or environment problem (ExitConfig).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
 
 // newFlagSet makes a subcommand's flag set whose help is the usage text
 // followed by the flags.

@@ -29,13 +29,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg, err := config.LoadDaemon()
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("camera", cfg.Camera)
-	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
-		return fmt.Errorf("spool directory: %w", err)
+	if err := checkWritableDir(cfg.SpoolDir); err != nil {
+		return configError{fmt.Errorf("spool directory (INSPECTD_SPOOL_DIR): %w", err)}
 	}
 	d, err := daemon.New(ctx, cfg, log, Version)
 	if err != nil {
@@ -43,4 +43,19 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("inspectd running", "source", cfg.Source, "model", cfg.Model, "broker", cfg.Broker)
 	return d.Run(ctx)
+}
+
+// checkWritableDir makes dir if needed and proves it writable by creating
+// and removing a file in it (permission bits do not tell: a read-only mount,
+// ProtectSystem=strict or a full quota refuse a root process too).
+func checkWritableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A bad setting or a spool that cannot be written ends `inspectd run` with
+// ExitConfig, which the unit does not restart on, and says why once. On main
+// both exited 1 and systemd restarted the daemon in a loop.
+func TestRunExitsWithConfigStatus(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	os.WriteFile(blocker, []byte("x"), 0o644)
+	readOnly := filepath.Join(dir, "ro")
+	os.Mkdir(readOnly, 0o500)
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+		skip bool
+	}{
+		{"no source", map[string]string{"INSPECTD_SOURCE": ""}, "INSPECTD_SOURCE", false},
+		{"bad rate", map[string]string{"INSPECTD_MAX_RATE": "-3"}, "INSPECTD_MAX_RATE", false},
+		{"not a number", map[string]string{"INSPECTD_MAX_RATE": "fast"}, "MAX_RATE", false},
+		{"spool under a file", map[string]string{"INSPECTD_SPOOL_DIR": filepath.Join(blocker, "spool")}, "INSPECTD_SPOOL_DIR", false},
+		// Permission bits do not stop root; a read-only mount would.
+		{"spool read-only", map[string]string{"INSPECTD_SPOOL_DIR": readOnly}, "not writable", os.Geteuid() == 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.skip {
+				t.Skip("running as root: permission bits do not make a directory read-only")
+			}
+			t.Setenv("INSPECTD_SOURCE", "dir:"+filepath.Join(dir, "hot"))
+			t.Setenv("INSPECTD_MODEL", filepath.Join(dir, "model.zip"))
+			t.Setenv("INSPECTD_SPOOL_DIR", filepath.Join(dir, "spool"))
+			t.Setenv("INSPECTD_MAX_RATE", "5")
+			t.Setenv("INSPECTD_HTTP_ADDR", "127.0.0.1:0")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := run(t, "run")
+			if code != ExitConfig {
+				t.Errorf("exit %d; want %d (stderr %q)", code, ExitConfig, stderr)
+			}
+			if !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr %q; want one line naming %q", stderr, c.want)
+			}
+		})
+	}
+}
+
+// A model that cannot be loaded is not a setting: it may be replaced (and the
+// daemon restarted) without touching the configuration, so it keeps exit 1.
+func TestRunMissingModelIsNotConfigStatus(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("INSPECTD_SOURCE", "dir:"+filepath.Join(dir, "hot"))
+	t.Setenv("INSPECTD_MODEL", filepath.Join(dir, "model.zip"))
+	t.Setenv("INSPECTD_SPOOL_DIR", filepath.Join(dir, "spool"))
+	t.Setenv("INSPECTD_HTTP_ADDR", "127.0.0.1:0")
+	code, _, stderr := run(t, "run")
+	if code != 1 || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("exit %d, stderr %q; want 1 and the missing model named", code, stderr)
+	}
+}
