@@ -1,10 +1,9 @@
 package imageops
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -20,15 +19,12 @@ var (
 	ErrCorrupt  = errors.New("corrupt or truncated image")
 )
 
-// ReadFile reads and decodes an image file; see Decode for the result.
+// ReadFile reads and decodes an image file; see Decode for the result. A
+// file above the size limit (CurrentLimits) is refused from its size alone,
+// before it is read.
 func ReadFile(path string) (gocv.Mat, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadLimited(path, CurrentLimits())
 	if err != nil {
-		// os errors repeat the path; keep only the reason after ours.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return gocv.Mat{}, fmt.Errorf("read image %s: %w", path, err)
 	}
 	m, err := Decode(data)
@@ -38,18 +34,55 @@ func ReadFile(path string) (gocv.Mat, error) {
 	return m, nil
 }
 
+// ReadLimited reads a file of at most lim.MaxBytes (ErrTooLarge beyond,
+// without reading it); operating-system errors keep their reason only, as
+// the caller names the path.
+func ReadLimited(path string, lim Limits) ([]byte, error) {
+	lim = lim.withDefaults()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if fi.Size() > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: file of %d bytes, limit %d", ErrTooLarge, fi.Size(), lim.MaxBytes)
+	}
+	// The file may grow after Stat: never read more than the limit.
+	data, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1))
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: file grew beyond the limit of %d bytes while read", ErrTooLarge, lim.MaxBytes)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the path os errors repeat, keeping the reason.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // Decode decodes a PNG, JPEG or BMP image to 8-bit 3-channel BGR, whatever
 // the stored format: grayscale is expanded, 16-bit is scaled to 8-bit and
-// alpha is dropped, so everything downstream handles one pixel format.
-//
-// Truncated files are rejected rather than decoded: libjpeg would otherwise
-// fill the missing rows with grey and a half-received frame would be scored
-// as a defect.
+// alpha is dropped, so everything downstream handles one pixel format. The
+// data first passes Check with CurrentLimits: truncated files and images
+// above the limits are refused before any pixel is decoded.
 func Decode(data []byte) (gocv.Mat, error) {
-	if len(data) == 0 {
-		return gocv.Mat{}, ErrEmpty
-	}
-	if err := checkComplete(data); err != nil {
+	return DecodeLimited(data, CurrentLimits())
+}
+
+// DecodeLimited is Decode with explicit limits.
+func DecodeLimited(data []byte, lim Limits) (gocv.Mat, error) {
+	if _, err := Check(data, lim); err != nil {
 		return gocv.Mat{}, err
 	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
@@ -66,76 +99,6 @@ func Decode(data []byte) (gocv.Mat, error) {
 		return to8UC3(m)
 	}
 	return m, nil
-}
-
-var (
-	pngMagic  = []byte("\x89PNG\r\n\x1a\n")
-	pngEnd    = []byte("IEND")
-	jpegMagic = []byte{0xFF, 0xD8, 0xFF}
-	jpegEnd   = []byte{0xFF, 0xD9}
-)
-
-// checkComplete recognises the format by its signature and checks that the
-// file is not cut short, which the decoders do not reliably report.
-func checkComplete(data []byte) error {
-	switch {
-	case bytes.HasPrefix(data, pngMagic):
-		// IEND is the last chunk; allow a little trailing junk.
-		if !bytes.Contains(tail(data, 64), pngEnd) {
-			return fmt.Errorf("%w: PNG has no IEND chunk", ErrCorrupt)
-		}
-	case bytes.HasPrefix(data, jpegMagic):
-		// Entropy-coded data never contains FF D9 (FF is byte-stuffed), so
-		// an end-of-image marker near the end means the scan is complete. The
-		// window tolerates padding some cameras append after it.
-		if !bytes.Contains(tail(data, 1024), jpegEnd) {
-			return fmt.Errorf("%w: JPEG has no end-of-image marker", ErrCorrupt)
-		}
-	case len(data) >= 2 && data[0] == 'B' && data[1] == 'M':
-		return checkBMP(data)
-	default:
-		return ErrNotImage
-	}
-	return nil
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) <= n {
-		return b
-	}
-	return b[len(b)-n:]
-}
-
-// checkBMP compares the sizes the BMP header declares with the bytes present.
-func checkBMP(data []byte) error {
-	const fileHeader = 14
-	if len(data) < fileHeader+16 {
-		return fmt.Errorf("%w: BMP header cut short", ErrCorrupt)
-	}
-	declared := binary.LittleEndian.Uint32(data[2:6])
-	if declared != 0 && uint64(len(data)) < uint64(declared) {
-		return fmt.Errorf("%w: BMP declares %d bytes, file has %d", ErrCorrupt, declared, len(data))
-	}
-	offset := uint64(binary.LittleEndian.Uint32(data[10:14]))
-	dib := binary.LittleEndian.Uint32(data[14:18])
-	if dib < 40 || len(data) < fileHeader+40 {
-		return nil // old OS/2 headers: leave it to the decoder
-	}
-	w := uint64(int64(int32(binary.LittleEndian.Uint32(data[18:22]))))
-	h := int64(int32(binary.LittleEndian.Uint32(data[22:26])))
-	if h < 0 {
-		h = -h
-	}
-	bpp := uint64(binary.LittleEndian.Uint16(data[28:30]))
-	compression := binary.LittleEndian.Uint32(data[30:34])
-	if compression != 0 { // only uncompressed rows have a computable size
-		return nil
-	}
-	row := (bpp*w + 31) / 32 * 4
-	if need := offset + row*uint64(h); uint64(len(data)) < need {
-		return fmt.Errorf("%w: BMP pixel data needs %d bytes, file has %d", ErrCorrupt, need, len(data))
-	}
-	return nil
 }
 
 // to8UC3 converts any 1-, 3- or 4-channel Mat of depth 8U or 16U to 8UC3.
