@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/inspectd/inspectd/imageops"
 )
 
 // Kind is the sort of source a URI names.
@@ -89,6 +91,10 @@ type Config struct {
 	// modification time have not changed for this long, so files still
 	// being written are left alone.
 	SettleTime time.Duration
+
+	// ImageLimits bound hot-folder files before they are decoded (zero
+	// fields: imageops' defaults) and live frames before they are delivered.
+	ImageLimits imageops.Limits
 
 	// Logger receives state changes and failures; nil uses slog.Default().
 	Logger *slog.Logger

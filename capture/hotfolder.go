@@ -1,9 +1,7 @@
 package capture
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"gocv.io/x/gocv"
+	"github.com/inspectd/inspectd/imageops"
 )
 
 // Subfolders of a hot folder. Acknowledged files go to DoneDir and files
@@ -27,9 +25,22 @@ const (
 	FailedDir = "failed"
 )
 
-// incompleteGrace: a file whose bytes end mid-image is assumed still being
-// written for this many settle times, then declared broken.
+// incompleteGrace: a file whose bytes end mid-image (or that is still
+// empty) is assumed still being written for this many settle times, then
+// declared broken.
 const incompleteGrace = 10
+
+// markerSuffix names the marker written beside a file before it is decoded
+// (".NAME.inspecting", hidden) and removed once the file is moved to done/ or
+// failed/, or left for a retry at a clean shutdown. A marker found at start
+// means the previous process died with that file in hand, perhaps because of
+// it (an image that exhausts memory would otherwise kill every restart): the
+// file is moved to failed/ with that reason instead of being tried again.
+const markerSuffix = ".inspecting"
+
+// crashReason is the failed/ reason of a file found with a marker at start.
+var crashReason = errors.New("inspectd stopped while decoding or inspecting this file (marker left by the previous run); " +
+	"not retried in case it caused the crash: move it back into the folder to retry")
 
 // hotFolder delivers image files dropped into a folder, each exactly once
 // per acknowledgement: oldest first, never a file still being written.
@@ -54,6 +65,8 @@ type hotFolder struct {
 	bo       backoff
 	seq      uint64
 	st       Status
+	// recovered is set once markers left by a previous run were handled.
+	recovered bool
 }
 
 type observation struct {
@@ -169,9 +182,14 @@ func (h *hotFolder) scan() ([]candidate, error) {
 			return nil, fmt.Errorf("creating hot folder subfolder: %w", err)
 		}
 	}
+	if !h.recovered {
+		h.recoverMarkers(entries)
+		h.recovered = true
+	}
 	now := time.Now()
 	present := make(map[string]bool, len(entries))
 	var ready []candidate
+	var empty []string
 	for _, e := range entries {
 		name := e.Name()
 		if !e.Type().IsRegular() || !isImageName(name) {
@@ -190,7 +208,14 @@ func (h *hotFolder) scan() ([]candidate, error) {
 		h.seen[name] = o
 		// Settled: not empty, untouched for SettleTime, and unchanged
 		// since the last scan (a writer may hold mtime still briefly).
-		if o.size == 0 || now.Sub(o.mtime) < h.cfg.SettleTime {
+		if o.size == 0 {
+			// Possibly created and not yet written; empty for long, broken.
+			if now.Sub(o.mtime) >= incompleteGrace*h.cfg.SettleTime {
+				empty = append(empty, name)
+			}
+			continue
+		}
+		if now.Sub(o.mtime) < h.cfg.SettleTime {
 			continue
 		}
 		if seenBefore && (prev.size != o.size || !prev.mtime.Equal(o.mtime)) {
@@ -203,6 +228,9 @@ func (h *hotFolder) scan() ([]candidate, error) {
 			delete(h.seen, name)
 		}
 	}
+	for _, name := range empty {
+		h.fail(name, fmt.Errorf("%w: still empty %v after it appeared", imageops.ErrEmpty, incompleteGrace*h.cfg.SettleTime))
+	}
 	sort.Slice(ready, func(i, j int) bool {
 		if !ready[i].mtime.Equal(ready[j].mtime) {
 			return ready[i].mtime.Before(ready[j].mtime)
@@ -210,6 +238,40 @@ func (h *hotFolder) scan() ([]candidate, error) {
 		return ready[i].name < ready[j].name
 	})
 	return ready, nil
+}
+
+// recoverMarkers moves files a previous process died holding to failed/ and
+// removes stale markers. Caller holds mu.
+func (h *hotFolder) recoverMarkers(entries []fs.DirEntry) {
+	for _, e := range entries {
+		marker := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(marker, ".") || !strings.HasSuffix(marker, markerSuffix) {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(marker, "."), markerSuffix)
+		if _, err := os.Lstat(filepath.Join(h.dir, name)); err == nil && isImageName(name) {
+			h.fail(name, crashReason) // removes the marker
+			continue
+		}
+		os.Remove(filepath.Join(h.dir, marker))
+	}
+}
+
+func (h *hotFolder) markerPath(name string) string {
+	return filepath.Join(h.dir, "."+name+markerSuffix)
+}
+
+// mark writes the marker of a file about to be decoded. It is not synced:
+// it guards against the process dying, which leaves the page cache intact;
+// after a power cut the file is simply tried again.
+func (h *hotFolder) mark(name string) error {
+	return os.WriteFile(h.markerPath(name), []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o600)
+}
+
+func (h *hotFolder) unmark(name string) {
+	if err := os.Remove(h.markerPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		h.log.Warn("removing hot folder marker", "file", name, "err", err)
+	}
 }
 
 // isImageName accepts finished image files and skips hidden files and the
@@ -226,10 +288,12 @@ func isImageName(name string) bool {
 }
 
 // decode reads one file. Broken files go to failed/; a file that looks cut
-// short is left alone for a while in case its writer is merely slow.
+// short is left alone for a while in case its writer is merely slow. The
+// file is checked (imageops.Check: format, completeness, dimensions and size
+// limits) before it is decoded, and marked while it is in hand.
 func (h *hotFolder) decode(c candidate) (Frame, bool) {
 	path := filepath.Join(h.dir, c.name)
-	data, err := os.ReadFile(path)
+	data, err := imageops.ReadLimited(path, h.cfg.ImageLimits)
 	if errors.Is(err, fs.ErrNotExist) {
 		delete(h.seen, c.name)
 		return Frame{}, false
@@ -238,20 +302,21 @@ func (h *hotFolder) decode(c candidate) (Frame, bool) {
 		h.fail(c.name, fmt.Errorf("reading: %w", err))
 		return Frame{}, false
 	}
-	if err := checkComplete(c.name, data); err != nil {
-		if time.Since(c.mtime) < incompleteGrace*h.cfg.SettleTime {
+	if _, err := imageops.Check(data, h.cfg.ImageLimits); err != nil {
+		if errors.Is(err, imageops.ErrCorrupt) && time.Since(c.mtime) < incompleteGrace*h.cfg.SettleTime {
 			h.log.Debug("hot folder file looks incomplete; waiting", "file", c.name, "err", err)
 			return Frame{}, false
 		}
 		h.fail(c.name, err)
 		return Frame{}, false
 	}
-	m, err := gocv.IMDecode(data, gocv.IMReadColor)
-	if err == nil && m.Empty() {
-		err = errors.New("OpenCV decoded no image")
+	if err := h.mark(c.name); err != nil {
+		// Without a marker a crash on this file would repeat at restart;
+		// the folder refusing writes will also refuse the move to done/.
+		h.log.Warn("cannot mark hot folder file before decoding", "file", c.name, "err", err)
 	}
+	m, err := imageops.DecodeLimited(data, h.cfg.ImageLimits)
 	if err != nil {
-		m.Close()
 		h.fail(c.name, fmt.Errorf("decoding: %w", err))
 		return Frame{}, false
 	}
@@ -261,30 +326,6 @@ func (h *hotFolder) decode(c candidate) (Frame, bool) {
 	h.st.FramesDelivered++
 	h.st.LastFrame = time.Now()
 	return Frame{Mat: m, Seq: h.seq, Time: c.mtime, PartID: c.name, Source: h.name}, true
-}
-
-// checkComplete tells a file cut short from a whole one by its format's end
-// marker, which a decoder may not: libjpeg pads a truncated JPEG with grey.
-func checkComplete(name string, data []byte) error {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".png":
-		if len(data) < 12 || !bytes.Equal(data[len(data)-8:len(data)-4], []byte("IEND")) {
-			return errors.New("PNG has no IEND chunk at its end (truncated)")
-		}
-	case ".jpg", ".jpeg":
-		d := bytes.TrimRight(data, "\x00")
-		if len(d) < 4 || !bytes.HasSuffix(d, []byte{0xFF, 0xD9}) {
-			return errors.New("JPEG has no end-of-image marker (truncated)")
-		}
-	case ".bmp":
-		if len(data) < 6 || string(data[:2]) != "BM" {
-			return errors.New("BMP header missing")
-		}
-		if want := binary.LittleEndian.Uint32(data[2:6]); want != 0 && int64(want) > int64(len(data)) {
-			return fmt.Errorf("BMP header says %d bytes, file has %d (truncated)", want, len(data))
-		}
-	}
-	return nil
 }
 
 // fail moves a file to failed/ with its reason beside it. Caller holds mu.
@@ -300,6 +341,7 @@ func (h *hotFolder) fail(name string, reason error) {
 		h.log.Error("hot folder file unreadable and cannot be moved aside", "file", name, "reason", reason, "err", err)
 		return
 	}
+	h.unmark(name)
 	h.log.Error("hot folder file unreadable; moved to failed", "file", name, "reason", reason, "to", dst)
 	note := fmt.Sprintf("%s\t%s\n", time.Now().UTC().Format(time.RFC3339), reason)
 	if err := writeFileAtomic(dst+".reason.txt", []byte(note)); err != nil {
@@ -328,6 +370,7 @@ func (h *hotFolder) Ack(f Frame) error {
 	}
 	delete(h.pending, f.PartID)
 	delete(h.seen, f.PartID)
+	h.unmark(f.PartID)
 	return nil
 }
 
@@ -343,9 +386,17 @@ func (h *hotFolder) setClosed() {
 	h.mu.Unlock()
 }
 
+// Close stops the folder. Files delivered and not acknowledged lose their
+// marker: this is a clean stop, not a crash, so they are tried again by the
+// next process.
 func (h *hotFolder) Close() error {
 	h.cancel()
 	h.setClosed()
+	h.mu.Lock()
+	for name := range h.pending {
+		h.unmark(name)
+	}
+	h.mu.Unlock()
 	return nil
 }
 

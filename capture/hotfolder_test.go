@@ -2,8 +2,10 @@ package capture
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/imageops"
 )
 
 func hotConfig(dir string) Config {
@@ -212,11 +216,16 @@ func TestHotFolderMovesBrokenFilesToFailed(t *testing.T) {
 		reason string
 	}{
 		// Looks complete (ends in an end-of-image marker) but is not a JPEG.
-		{name: "corrupt", file: "bad.jpg", data: append([]byte("garbage, not an image"), 0xFF, 0xD9), reason: "decoding"},
+		{name: "corrupt", file: "bad.jpg", data: append([]byte("garbage, not an image"), 0xFF, 0xD9), reason: "not a PNG, JPEG or BMP"},
 		// Cut short long ago: its writer is not coming back.
 		{name: "truncated", file: "cut.jpg", data: jpg[:len(jpg)/2], reason: "truncated"},
 		{name: "bmp header lies", file: "short.bmp", data: encodeImage(t, ".bmp", 5)[:200], reason: "truncated"},
-		{name: "empty-ish png", file: "x.png", data: []byte("not png"), reason: "truncated"},
+		{name: "empty-ish png", file: "x.png", data: []byte("not png"), reason: "not a PNG"},
+		// A 20000 x 20000 header in a small file: refused from the header,
+		// before 1.2 GB are decoded (on main: the daemon was OOM-killed).
+		{name: "huge png header", file: "huge.png", data: hugePNG(20000, 20000), reason: "image too large: 20000x20000"},
+		// Empty long after it appeared: not a file being written.
+		{name: "zero bytes", file: "zero.png", data: nil, reason: "empty file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -356,5 +365,137 @@ func TestHotFolderAckOfVanishedFile(t *testing.T) {
 	}
 	if err := src.Ack(f); err == nil || !strings.Contains(err.Error(), "already acknowledged") {
 		t.Fatalf("second Ack: %v, want the file no longer tracked", err)
+	}
+}
+
+// hugePNG is a small PNG whose header declares w x h pixels.
+func hugePNG(w, h uint32) []byte {
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(append(b, typ...), data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, w), h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	out := append([]byte("\x89PNG\r\n\x1a\n"), chunk("IHDR", ihdr)...)
+	out = append(out, chunk("IDAT", make([]byte, 1024))...)
+	return append(out, chunk("IEND", nil)...)
+}
+
+// The pixel and byte limits are the source's settings.
+func TestHotFolderImageLimits(t *testing.T) {
+	png := encodeImage(t, gocv.PNGFileExt, 40)
+	cases := []struct {
+		name   string
+		lim    imageops.Limits
+		failed bool
+		reason string
+	}{
+		{"defaults", imageops.Limits{}, false, ""},
+		{"pixels over", imageops.Limits{MaxPixels: frameW*frameH - 1}, true, "image too large"},
+		{"pixels at", imageops.Limits{MaxPixels: frameW * frameH}, false, ""},
+		{"bytes over", imageops.Limits{MaxBytes: int64(len(png)) - 1}, true, "image too large: file of"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeOld(t, filepath.Join(dir, "p.png"), png, time.Minute)
+			cfg := hotConfig(dir)
+			cfg.ImageLimits = c.lim
+			src := mustOpen(t, cfg)
+			got := drain(t, src, 200*time.Millisecond, true)
+			if (len(got) == 0) != c.failed {
+				t.Fatalf("delivered %v; want failed %v", got, c.failed)
+			}
+			if c.failed {
+				reason, err := os.ReadFile(filepath.Join(dir, FailedDir, "p.png.reason.txt"))
+				if err != nil || !strings.Contains(string(reason), c.reason) {
+					t.Fatalf("reason %q (%v); want %q", reason, err, c.reason)
+				}
+			}
+		})
+	}
+}
+
+// A file in hand when the process died is not tried again by the next
+// process: it might be what killed it (on main, a PNG that exhausts memory
+// was retried and OOM-killed the daemon at every restart). A clean stop
+// instead leaves unacknowledged files to be tried again.
+func TestHotFolderCrashMarker(t *testing.T) {
+	png := encodeImage(t, gocv.PNGFileExt, 40)
+	cases := []struct {
+		name      string
+		cleanStop bool
+		want      []string // delivered by the next process
+		failed    []string
+	}{
+		{"process died", false, []string{"b.png"}, []string{"a.png", "a.png.reason.txt"}},
+		{"clean stop", true, []string{"a.png", "b.png"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeOld(t, filepath.Join(dir, "a.png"), png, 2*time.Minute)
+			first := mustOpen(t, hotConfig(dir))
+			f, err := nextWithin(t, first, 3*time.Second)
+			if err != nil || f.PartID != "a.png" {
+				t.Fatalf("first delivery %q: %v", f.PartID, err)
+			}
+			f.Mat.Close()
+			if _, err := os.Stat(filepath.Join(dir, ".a.png.inspecting")); err != nil {
+				t.Fatalf("no marker while the file is in hand: %v", err)
+			}
+			if c.cleanStop {
+				first.Close()
+			} // else: the process "dies" holding a.png (no Ack, no Close)
+			writeOld(t, filepath.Join(dir, "b.png"), png, time.Minute)
+			next := mustOpen(t, hotConfig(dir))
+			got := drain(t, next, 300*time.Millisecond, true)
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Fatalf("next process delivered %v; want %v", got, c.want)
+			}
+			if failed := listDir(t, filepath.Join(dir, FailedDir)); strings.Join(failed, ",") != strings.Join(c.failed, ",") {
+				t.Fatalf("failed/ holds %v; want %v", failed, c.failed)
+			}
+			if c.failed != nil {
+				reason, _ := os.ReadFile(filepath.Join(dir, FailedDir, "a.png.reason.txt"))
+				if !strings.Contains(string(reason), "stopped while decoding or inspecting") {
+					t.Errorf("reason %q", reason)
+				}
+			}
+			for _, name := range listDir(t, dir) {
+				if strings.HasSuffix(name, ".inspecting") {
+					t.Errorf("marker %s left behind", name)
+				}
+			}
+		})
+	}
+}
+
+// A zero-byte file is left alone while it may still be written, then failed.
+func TestHotFolderZeroByteFileGrace(t *testing.T) {
+	dir := t.TempDir()
+	writeOld(t, filepath.Join(dir, "new.png"), nil, 0)
+	src := mustOpen(t, hotConfig(dir))
+	if got := drain(t, src, 100*time.Millisecond, true); len(got) != 0 {
+		t.Fatalf("delivered %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.png")); err != nil {
+		t.Fatalf("fresh empty file moved within its grace: %v", err)
+	}
+	// incompleteGrace x SettleTime (300 ms) later it is broken; Next
+	// drives the scans (it never returns a frame here).
+	for deadline := time.Now().Add(5 * time.Second); src.Status().Failed != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("empty file not failed: %+v", src.Status())
+		}
+		if f, err := nextWithin(t, src, 50*time.Millisecond); err == nil {
+			f.Mat.Close()
+			t.Fatalf("delivered %s", f.PartID)
+		}
+	}
+	reason, err := os.ReadFile(filepath.Join(dir, FailedDir, "new.png.reason.txt"))
+	if err != nil || !strings.Contains(string(reason), "empty file") {
+		t.Fatalf("reason %q (%v)", reason, err)
 	}
 }

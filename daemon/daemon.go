@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	kind, _, _ := capture.ParseURI(cfg.Source)
 	isFile := kind == capture.KindFile
 	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop && isFile, Pace: cfg.SourcePace && isFile,
-		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log})
+		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log, ImageLimits: d.imageLimits()})
 	if err != nil {
 		d.pub.Close(ctx)
 		l.Close()
@@ -154,6 +154,10 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		return nil, err
 	}
 	return d, nil
+}
+
+func (d *Daemon) imageLimits() imageops.Limits {
+	return imageops.Limits{MaxPixels: d.cfg.MaxImagePixels, MaxBytes: d.cfg.MaxImageBytes}
 }
 
 // maxRate limits continuous inspection; hot folders and MQTT triggers are

@@ -17,6 +17,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/pipeline"
 )
 
@@ -64,6 +65,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		// daemon.New), a reload request must not kill the process, which is
 		// the signal's default action.
 		signal.Ignore(syscall.SIGHUP)
+	}
+	// Image limits apply to every command that reads images; a bad value is
+	// reported by the command when it loads its settings.
+	if rc, err := config.LoadRuntime(); err == nil {
+		imageops.SetLimits(imageops.Limits{MaxPixels: rc.MaxImagePixels, MaxBytes: rc.MaxImageBytes})
 	}
 	// Ctrl-C and SIGTERM cancel the context: commands stop cleanly and never
 	// leave a half-written file behind.
