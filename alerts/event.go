@@ -19,6 +19,10 @@ type Verdict string
 const (
 	VerdictOK     Verdict = "ok"
 	VerdictDefect Verdict = "defect"
+	// VerdictError: the part could not be inspected (no frame after its
+	// trigger, a camera failure, an inspection error); Reason says why. A
+	// PLC waiting for a part id gets this instead of nothing.
+	VerdictError Verdict = "error"
 )
 
 // Event is the JSON published on <prefix>/<camera>/event, one per inspection
@@ -38,6 +42,8 @@ type Event struct {
 	Verdict   Verdict `json:"verdict"`
 	ModelID   string  `json:"model_id"`
 	LatencyMS float64 `json:"latency_ms"`
+	// Reason explains an error verdict (empty otherwise).
+	Reason string `json:"reason,omitempty"`
 	// The heatmap, when there is one, is published as raw JPEG bytes on
 	// HeatmapTopic (<prefix>/<camera>/heatmap/<id>) just before this event.
 	HeatmapTopic  string `json:"heatmap_topic,omitempty"`

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,6 +20,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/inspectd/inspectd/internal/redact"
 )
 
 var (
@@ -34,8 +37,17 @@ var (
 const (
 	availabilityOnline  = "online"
 	availabilityOffline = "offline"
-	triggerBuffer       = 16
-	maxPartIDBytes      = 256
+	// triggerBuffer holds triggers the daemon has not taken yet (a burst
+	// from the PLC); beyond it triggers are dropped, counted and logged.
+	triggerBuffer  = 1024
+	maxPartIDBytes = 256
+	// maxTriggerPayload: larger trigger payloads are refused before they
+	// are copied. paho has already read the packet by then: the broker's
+	// limit (mosquitto: max_packet_size, or message_size_limit) is what
+	// keeps large packets from reaching the daemon at all.
+	maxTriggerPayload = 4 * maxPartIDBytes
+	// dropLogEvery spaces the warnings about dropped triggers.
+	dropLogEvery = 10 * time.Second
 	// pollInterval is how often a wait for a PUBACK checks the connection,
 	// and the pause before re-sending after a failure.
 	pollInterval = 100 * time.Millisecond
@@ -101,6 +113,10 @@ type Publisher struct {
 	pending    *Status // newest status not yet sent
 	lastStatus *Status // re-sent after a reconnect: the broker may have lost it
 	statusWake chan struct{}
+
+	dropLogMu  sync.Mutex
+	dropLogAt  time.Time // last warning about dropped triggers
+	dropLogged uint64    // trigDropped at that warning
 
 	published, skipped, trigDropped, fbDropped atomic.Uint64
 	lastErr                                    atomic.Pointer[string]
@@ -175,7 +191,10 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		SetKeepAlive(cfg.KeepAlive).
 		SetPingTimeout(min(cfg.KeepAlive, 10*time.Second)).
 		SetWriteTimeout(cfg.AckTimeout).
-		SetOrderMatters(false).
+		// Triggers in the order the PLC sent them: paho then calls
+		// onTrigger from its router goroutine, so it must not block
+		// (it does not: a full queue drops).
+		SetOrderMatters(true).
 		SetBinaryWill(p.topics.Availability, []byte(availabilityOffline), p.qos, true).
 		SetOnConnectHandler(p.onConnect).
 		SetConnectionLostHandler(p.onConnectionLost)
@@ -217,7 +236,7 @@ func (p *Publisher) connectOnce(ctx context.Context) error {
 	case <-tok.Done():
 	case <-ctx.Done():
 		c.Disconnect(0)
-		return fmt.Errorf("alerts: connecting to %s: %w", strings.Join(p.cfg.Brokers, ", "), ctx.Err())
+		return fmt.Errorf("alerts: connecting to %s: %w", redact.String(strings.Join(p.cfg.Brokers, ", ")), ctx.Err())
 	}
 	err := tok.Error()
 	if err == nil {
@@ -230,7 +249,7 @@ func (p *Publisher) connectOnce(ctx context.Context) error {
 }
 
 func (p *Publisher) explainConnectError(rc byte, err error) error {
-	where := fmt.Sprintf("alerts: connecting to %s as client %q", strings.Join(p.cfg.Brokers, ", "), p.cfg.ClientID)
+	where := fmt.Sprintf("alerts: connecting to %s as client %q", redact.String(strings.Join(p.cfg.Brokers, ", ")), p.cfg.ClientID)
 	switch rc {
 	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised:
 		user := p.cfg.Username
@@ -347,22 +366,44 @@ func (p *Publisher) onTrigger(_ mqtt.Client, m mqtt.Message) {
 		p.log.Warn("alerts: ignoring retained trigger; publish triggers without the retain flag", "topic", m.Topic())
 		return
 	}
-	id := strings.TrimSpace(string(m.Payload()))
-	if !utf8.ValidString(id) || len(id) > maxPartIDBytes {
-		p.log.Warn("alerts: ignoring trigger: part id must be UTF-8 of at most 256 bytes", "bytes", len(m.Payload()))
+	now := time.Now()
+	// Checked before the payload is copied: a 200 MB payload must not
+	// become a 200 MB string as well.
+	payload := m.Payload()
+	if len(payload) > maxTriggerPayload {
+		p.dropTrigger(now, fmt.Sprintf("payload of %d bytes, at most %d", len(payload), maxTriggerPayload))
 		return
 	}
+	idb := bytes.TrimSpace(payload)
+	if !utf8.Valid(idb) || len(idb) > maxPartIDBytes {
+		p.dropTrigger(now, fmt.Sprintf("part id must be UTF-8 of at most %d bytes, got %d bytes", maxPartIDBytes, len(idb)))
+		return
+	}
+	id := string(idb)
 	p.trigMu.Lock()
 	defer p.trigMu.Unlock()
 	if p.trigClosed {
 		return
 	}
 	select {
-	case p.triggers <- Trigger{PartID: id, Time: time.Now()}:
+	case p.triggers <- Trigger{PartID: id, Time: now}:
 	default:
-		p.trigDropped.Add(1)
-		p.log.Warn("alerts: trigger dropped: the daemon is not reading triggers fast enough", "part_id", id)
+		p.dropTrigger(now, "the daemon is not taking triggers fast enough (queue full)")
 	}
+}
+
+// dropTrigger counts a refused or dropped trigger and logs at most one
+// warning per dropLogEvery, with the count since the last one: a flood of
+// triggers must not become a flood of log lines.
+func (p *Publisher) dropTrigger(now time.Time, why string) {
+	n := p.trigDropped.Add(1)
+	p.dropLogMu.Lock()
+	defer p.dropLogMu.Unlock()
+	if !p.dropLogAt.IsZero() && now.Sub(p.dropLogAt) < dropLogEvery {
+		return
+	}
+	p.log.Warn("alerts: trigger dropped", "reason", why, "dropped_since_last_report", n-p.dropLogged, "dropped_total", n)
+	p.dropLogAt, p.dropLogged = now, n
 }
 
 // Trigger delivers the part ids received on the trigger topic. It is closed
@@ -385,10 +426,18 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, heatmapJPEG []byte) e
 	if p.closed {
 		return ErrClosed
 	}
-	if ev.Verdict != VerdictOK && ev.Verdict != VerdictDefect {
-		return fmt.Errorf("alerts: publishing event: verdict %q, want %q or %q", ev.Verdict, VerdictOK, VerdictDefect)
+	switch ev.Verdict {
+	case VerdictOK, VerdictDefect:
+		ev.Reason = ""
+	case VerdictError:
+		if ev.Reason == "" {
+			return errors.New("alerts: publishing event: an error verdict needs a reason")
+		}
+	default:
+		return fmt.Errorf("alerts: publishing event: verdict %q, want %q, %q or %q", ev.Verdict, VerdictOK, VerdictDefect, VerdictError)
 	}
-	if p.cfg.Mode == PerDefect && ev.Verdict != VerdictDefect {
+	// Errors need attention as defects do: PerDefect sends both.
+	if p.cfg.Mode == PerDefect && ev.Verdict == VerdictOK {
 		p.skipped.Add(1)
 		return nil
 	}
@@ -726,7 +775,7 @@ type Stats struct {
 	Dropped         uint64 // events dropped, oldest first, because the spool was full
 	Corrupt         uint64 // spool entries moved aside as unreadable
 	Skipped         uint64 // non-defect events not sent in PerDefect mode
-	TriggersDropped uint64 // triggers not delivered because the channel was full
+	TriggersDropped uint64 // triggers refused (payload) or dropped (queue full)
 	FeedbackDropped uint64 // feedback messages not delivered because the channel was full
 	LastError       string // last connection or send error; empty once connected again
 }

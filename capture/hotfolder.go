@@ -374,6 +374,23 @@ func (h *hotFolder) Ack(f Frame) error {
 	return nil
 }
 
+// Fail moves a delivered file that could not be inspected to failed/ with
+// the reason (the daemon has sent its error event): it was not inspected, so
+// it does not belong in done/, and trying it again would fail again.
+func (h *hotFolder) Fail(f Frame, reason error) error {
+	if f.Source != h.name {
+		return fmt.Errorf("capture: failing frame from %q on hot folder %q", f.Source, h.name)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.pending[f.PartID]; !ok {
+		return fmt.Errorf("capture: failing %q: not delivered or already settled", f.PartID)
+	}
+	delete(h.pending, f.PartID)
+	h.fail(f.PartID, reason)
+	return nil
+}
+
 func (h *hotFolder) Status() Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()

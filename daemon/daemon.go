@@ -29,6 +29,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/redact"
 	"github.com/inspectd/inspectd/pipeline"
 )
 
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	reconnects = func() float64 { return float64(d.src.Status().Reconnects) }
 	spoolDepth = func() float64 { return float64(d.pub.SpoolDepth()) }
 	fbDropped = func() float64 { return float64(d.pub.Stats().FeedbackDropped) }
+	d.met.publisherMetrics(d.pub.Stats)
 	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
 	if err := d.startHooks(); err != nil {
 		d.closeHooks(ctx)
@@ -209,7 +211,9 @@ func (d *Daemon) Reload() error {
 }
 
 func (d *Daemon) setErr(err error) {
-	s := err.Error()
+	// Status is published: no URL's password in it (the log is redacted by
+	// its handler).
+	s := redact.String(err.Error())
 	d.lastErr.Store(&s)
 	d.log.Error(s)
 }
@@ -291,7 +295,17 @@ wait:
 	return loopErr
 }
 
+// triggerFrameWait bounds the wait for a frame after an MQTT trigger; a
+// trigger that gets none is answered with an error event.
+const triggerFrameWait = time.Second
+
 // loop takes frames and inspects them until ctx ends.
+//
+// Every part gets exactly one event: a trigger (MQTT) or a hot-folder file
+// that cannot be inspected (no frame within triggerFrameWait, camera error,
+// ended video, a frame above the pixel limit, an inspection error) gets an
+// event with verdict "error" and the reason, so a PLC waiting for a part id
+// never waits forever.
 func (d *Daemon) loop(ctx context.Context) error {
 	ended := false
 	for {
@@ -302,19 +316,25 @@ func (d *Daemon) loop(ctx context.Context) error {
 		if !d.waitWhilePaused(ctx) {
 			return ctx.Err()
 		}
-		partID := ""
-		var triggeredAt time.Time
+		var trig *alerts.Trigger
 		if d.cfg.Trigger == "mqtt" {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case t := <-d.pub.Trigger():
-				partID, triggeredAt = t.PartID, t.Time
+			case t, ok := <-d.pub.Trigger():
+				if !ok {
+					return ctx.Err()
+				}
+				trig = &t
 			case <-time.After(time.Second):
 				continue
 			}
 		}
 		if ended {
+			if trig != nil {
+				d.partError(ctx, trig.PartID, trig.Time, errors.New("no frame: the video source has ended"))
+				continue
+			}
 			// A video file without loop has ended: stay up (status says so)
 			// until stopped, as a service must not exit on its camera.
 			select {
@@ -324,27 +344,37 @@ func (d *Daemon) loop(ctx context.Context) error {
 				continue
 			}
 		}
-		nctx, cancel := context.WithTimeout(ctx, time.Second)
+		nctx, cancel := context.WithTimeout(ctx, triggerFrameWait)
 		fr, err := d.src.Next(nctx)
 		cancel()
-		switch {
-		case errors.Is(err, io.EOF):
-			d.log.Info("video source ended", "source", d.cfg.Source)
-			d.setState("ended")
-			ended = true
-			continue
-		case errors.Is(err, context.DeadlineExceeded):
-			continue
-		case err != nil:
+		if err != nil {
+			var reason error
+			switch {
+			case errors.Is(err, io.EOF):
+				d.log.Info("video source ended", "source", redact.String(d.cfg.Source))
+				d.setState("ended")
+				ended = true
+				reason = errors.New("no frame: the video source has ended")
+			case errors.Is(err, context.DeadlineExceeded):
+				reason = fmt.Errorf("no frame from the camera within %v of the trigger", triggerFrameWait)
+			case ctx.Err() != nil:
+				reason = errors.New("no frame: the daemon is stopping")
+			default:
+				d.met.errors.WithLabelValues("capture").Inc()
+				d.setErr(fmt.Errorf("camera: %w", err))
+				reason = fmt.Errorf("no frame: camera: %w", err)
+			}
+			if trig != nil {
+				d.partError(ctx, trig.PartID, trig.Time, reason)
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			d.met.errors.WithLabelValues("capture").Inc()
-			d.setErr(fmt.Errorf("camera: %w", err))
 			continue
 		}
-		if partID == "" {
-			partID = fr.PartID
+		partID, since := fr.PartID, fr.Time
+		if trig != nil {
+			partID, since = trig.PartID, trig.Time
 		}
 		d.met.frames.Inc()
 		d.rateMu.Lock()
@@ -353,13 +383,63 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// The inspection in flight finishes even when SIGTERM arrives: it runs
 		// on a context that only a timeout ends.
 		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
-		err = d.inspect(ictx, fr, partID, triggeredAt)
-		icancel()
-		fr.Mat.Close()
+		if px := int64(fr.Mat.Rows()) * int64(fr.Mat.Cols()); px > d.cfg.MaxImagePixels {
+			err = fmt.Errorf("frame of %dx%d pixels above INSPECTD_MAX_IMAGE_PIXELS=%d", fr.Mat.Cols(), fr.Mat.Rows(), d.cfg.MaxImagePixels)
+		} else {
+			var triggeredAt time.Time
+			if trig != nil {
+				triggeredAt = trig.Time
+			}
+			err = d.inspect(ictx, fr, partID, triggeredAt)
+		}
 		if err != nil {
 			d.met.errors.WithLabelValues("inspect").Inc()
 			d.setErr(err)
+			// A part someone waits for (trigger) or that was handed over
+			// (hot-folder file) gets its error event; continuous frames only
+			// count, or a broken model would flood the broker.
+			if trig != nil || fr.PartID != "" {
+				if d.partError(ictx, partID, since, err) {
+					d.failFrame(fr, err)
+				}
+			}
 		}
+		icancel()
+		fr.Mat.Close()
+	}
+}
+
+// partError publishes the error event of a part that could not be
+// inspected; it reports whether the event was queued.
+func (d *Daemon) partError(ctx context.Context, partID string, since time.Time, reason error) bool {
+	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Verdict: alerts.VerdictError,
+		Reason: redact.String(reason.Error()), ModelID: d.cur.Load().Manifest().ID}
+	if !since.IsZero() {
+		ev.LatencyMS = float64(time.Since(since).Microseconds()) / 1000
+	}
+	if err := d.pub.Publish(context.WithoutCancel(ctx), ev, nil); err != nil {
+		d.log.Error("queueing error event", "part", partID, "reason", reason, "err", err)
+		return false
+	}
+	d.met.inspections.WithLabelValues(string(alerts.VerdictError)).Inc()
+	d.log.Warn("part not inspected; error event sent", "part", partID, "reason", reason)
+	if d.OnEvent != nil {
+		d.OnEvent(ev)
+	}
+	return true
+}
+
+// failFrame settles a frame whose error event is queued: a hot-folder file
+// goes to failed/ with the reason (it was not inspected, so not done/).
+func (d *Daemon) failFrame(fr capture.Frame, reason error) {
+	f, ok := d.src.(interface {
+		Fail(capture.Frame, error) error
+	})
+	if !ok {
+		return
+	}
+	if err := f.Fail(fr, reason); err != nil {
+		d.log.Warn("moving the part aside", "part", fr.PartID, "err", err)
 	}
 }
 

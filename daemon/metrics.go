@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inspectd/inspectd/alerts"
 )
 
 // metrics are the Prometheus series of one daemon (its own registry, so tests
@@ -78,4 +80,20 @@ func (m *metrics) setThreshold(t float64, source string) {
 		m.thresholdSource = source
 	}
 	m.threshold.WithLabelValues(source).Set(t)
+}
+
+// publisherMetrics registers the publisher's counters: triggers refused or
+// dropped, and the spool's drops, corrupt entries and failed writes.
+func (m *metrics) publisherMetrics(stats func() alerts.Stats) {
+	counter := func(name, help string, v func(alerts.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(stats())) })
+	}
+	m.reg.MustRegister(
+		counter("inspectd_triggers_dropped_total", "MQTT triggers refused (payload too large, bad part id) or dropped (queue full).",
+			func(s alerts.Stats) uint64 { return s.TriggersDropped }),
+		counter("inspectd_spool_dropped_total", "Events dropped, oldest first, because the spool was full.",
+			func(s alerts.Stats) uint64 { return s.Dropped }),
+		counter("inspectd_spool_corrupt_total", "Spool entries moved aside as unreadable.",
+			func(s alerts.Stats) uint64 { return s.Corrupt }),
+	)
 }

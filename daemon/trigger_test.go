@@ -1,0 +1,86 @@
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// Every accepted trigger gets exactly one event: the PLC never waits forever
+// for a part id. On main, a trigger that met a stalled camera, an ended video
+// or an inspection error got no event at all.
+func TestEveryTriggerGetsOneEvent(t *testing.T) {
+	f := newFixture(t, 7)
+	video := filepath.Join(f.dir, "three.avi")
+	if err := synth.WriteVideo(video, 3, 10, partSize, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	emptyHot := filepath.Join(f.dir, "empty-hot")
+	os.MkdirAll(emptyHot, 0o755)
+	cases := []struct {
+		name     string
+		source   string
+		env      map[string]string
+		triggers int
+		// want[i] is the verdict of trigger i's event; reasons must contain
+		// reason for error verdicts.
+		want   []alerts.Verdict
+		reason string
+	}{
+		{"stalled camera (no frame)", "dir:" + emptyHot, nil, 2,
+			[]alerts.Verdict{alerts.VerdictError, alerts.VerdictError}, "no frame from the camera within"},
+		{"video ends", video, map[string]string{"INSPECTD_SOURCE_LOOP": "false", "INSPECTD_SOURCE_PACE": "false"}, 5,
+			[]alerts.Verdict{"", "", "", alerts.VerdictError, alerts.VerdictError}, "video source has ended"},
+		{"frame above the pixel limit", video, map[string]string{"INSPECTD_SOURCE_LOOP": "true", "INSPECTD_MAX_IMAGE_PIXELS": "100"}, 2,
+			[]alerts.Verdict{alerts.VerdictError, alerts.VerdictError}, "above INSPECTD_MAX_IMAGE_PIXELS=100"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			camera := fmt.Sprintf("trig%d", i)
+			t.Setenv("INSPECTD_TRIGGER", "mqtt")
+			t.Setenv("INSPECTD_CAMERA", camera)
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			sub := subscribe(t, f.broker.URL(), camera)
+			cfg := f.config(t, c.source)
+			cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
+			startDaemon(t, cfg)
+			for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("daemon never online")
+				}
+			}
+			for n := 0; n < c.triggers; n++ {
+				sub.client.Publish(fmt.Sprintf("inspectd/%s/trigger", camera), 1, false, fmt.Sprintf("P-%d", n)).Wait()
+			}
+			events := sub.waitEvents(t, c.triggers, 30*time.Second)
+			for n, ev := range events[:c.triggers] {
+				if ev.PartID != fmt.Sprintf("P-%d", n) {
+					t.Errorf("event %d is for part %q; want P-%d", n, ev.PartID, n)
+				}
+				switch want := c.want[n]; want {
+				case "":
+					if ev.Verdict != alerts.VerdictOK && ev.Verdict != alerts.VerdictDefect {
+						t.Errorf("event %d: verdict %q (%s); want an inspection", n, ev.Verdict, ev.Reason)
+					}
+				default:
+					if ev.Verdict != want || !strings.Contains(ev.Reason, c.reason) {
+						t.Errorf("event %d: verdict %q reason %q; want %q with %q", n, ev.Verdict, ev.Reason, want, c.reason)
+					}
+				}
+			}
+			// Exactly one each: nothing more arrives.
+			time.Sleep(300 * time.Millisecond)
+			if n := len(sub.uniqueEvents()); n != c.triggers {
+				t.Errorf("%d events for %d triggers", n, c.triggers)
+			}
+		})
+	}
+}
