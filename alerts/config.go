@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/inspectd/inspectd/internal/redact"
 )
 
 // Mode says which inspections become events.
@@ -152,7 +154,7 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		bad("Brokers: no broker URL given (for example tcp://127.0.0.1:1883)")
 	}
-	anyTLS := false
+	anyTLS, anyPlain := false, false
 	for _, b := range c.Brokers {
 		u, err := parseBroker(b)
 		if err != nil {
@@ -161,7 +163,14 @@ func (c Config) Validate() error {
 		}
 		if isTLSScheme(u.Scheme) {
 			anyTLS = true
+		} else {
+			anyPlain = true
 		}
+	}
+	if anyTLS && anyPlain {
+		// paho tries the brokers in turn: a TLS failure would be followed by
+		// a plain connection carrying the password.
+		bad("Brokers %s: mixes TLS (ssl://, mqtts://) and plain TCP; list brokers of one kind", redact.String(strings.Join(c.Brokers, ",")))
 	}
 
 	if err := checkTopicLevels(c.TopicPrefix); err != nil {
@@ -237,12 +246,14 @@ func (c Config) Validate() error {
 
 // parseBroker checks a broker URL and fills in the scheme's standard port.
 func parseBroker(raw string) (*url.URL, error) {
+	raw0 := raw
+	raw = redact.String(raw) // for the messages; raw0 is parsed
 	if !strings.Contains(raw, "://") {
 		return nil, fmt.Errorf("broker %q: no scheme; write tcp://host:1883, ssl://host:8883 or mqtts://host:8883", raw)
 	}
-	u, err := url.Parse(raw)
+	u, err := url.Parse(raw0)
 	if err != nil {
-		return nil, fmt.Errorf("broker %q: %w", raw, err)
+		return nil, fmt.Errorf("broker %q: %w", raw, redact.Error(err))
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts":

@@ -43,6 +43,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative spool bytes", func(c *Config) { c.SpoolMaxBytes = -1 }, "SpoolMaxBytes"},
 		{"password without user", func(c *Config) { c.Password = "x" }, "Username is empty"},
 		{"CA with plain tcp", func(c *Config) { c.CAFile = existing }, "no broker URL uses TLS"},
+		{"TLS and plain TCP mixed", func(c *Config) {
+			c.Brokers = []string{"ssl://user:s3cret@a", "tcp://user:s3cret@b"}
+			c.Username, c.Password = "user", "s3cret"
+		}, "mixes TLS (ssl://, mqtts://) and plain TCP"},
+		{"bad broker URL keeps its password", func(c *Config) { c.Brokers = []string{"tcp://user:s3cret@:1883"} }, "tcp://***@:1883"},
 		{"missing CA file", func(c *Config) {
 			c.Brokers = []string{"ssl://h"}
 			c.CAFile = filepath.Join(dir, "nope.pem")

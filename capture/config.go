@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/imageops"
+	redactpkg "github.com/inspectd/inspectd/internal/redact"
 )
 
 // Kind is the sort of source a URI names.
@@ -233,11 +234,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// redact hides a password in a stream URL so it never reaches logs or Status.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redact hides the user info of any URL in s (a stream URL, a GStreamer
+// pipeline's location=) so it never reaches logs or Status.
+func redact(s string) string { return redactpkg.String(s) }

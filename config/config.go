@@ -30,8 +30,8 @@ type Runtime struct {
 	MaxBatch int    `envconfig:"MAX_BATCH" default:"2" desc:"images per backbone call: larger batches gain nothing on a CPU and cost memory (batch 8: 620 MB peak, 2: 310 MB)"`
 	// Image limits, checked from the file size and the image header before
 	// decoding (score, calibrate, eval, hot folder) and on camera frames.
-	MaxImagePixels int64 `envconfig:"MAX_IMAGE_PIXELS" default:"50000000" desc:"images with more pixels (width x height) are refused before decoding"`
-	MaxImageBytes  int64 `envconfig:"MAX_IMAGE_BYTES" default:"67108864" desc:"image files larger than this are refused unread"`
+	MaxImagePixels int64 `envconfig:"MAX_IMAGE_PIXELS" default:"50000000" desc:"images with more pixels (width x height) are refused before decoding (0: the default)"`
+	MaxImageBytes  int64 `envconfig:"MAX_IMAGE_BYTES" default:"67108864" desc:"image files larger than this are refused unread (0: the default)"`
 }
 
 // LoadRuntime reads and validates the runtime settings.
@@ -61,7 +61,14 @@ func (r *Runtime) Validate() error {
 	if r.MaxBatch < 1 || r.MaxBatch > 256 {
 		return fmt.Errorf("configuration: INSPECTD_MAX_BATCH=%d: want 1..256", r.MaxBatch)
 	}
-	// OpenCV's own decoders stop at 2^30 pixels (CV_IO_MAX_IMAGE_PIXELS).
+	// Zero (a Runtime made in code) takes the defaults. OpenCV's own
+	// decoders stop at 2^30 pixels (CV_IO_MAX_IMAGE_PIXELS).
+	if r.MaxImagePixels == 0 {
+		r.MaxImagePixels = 50_000_000
+	}
+	if r.MaxImageBytes == 0 {
+		r.MaxImageBytes = 64 << 20
+	}
 	if r.MaxImagePixels < 1 || r.MaxImagePixels > 1<<30 {
 		return fmt.Errorf("configuration: INSPECTD_MAX_IMAGE_PIXELS=%d: want 1..%d", r.MaxImagePixels, 1<<30)
 	}

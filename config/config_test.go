@@ -44,6 +44,13 @@ func TestLoadDaemonNamesTheVariable(t *testing.T) {
 		{map[string]string{"INSPECTD_DRIFT_WINDOW": "2"}, "INSPECTD_DRIFT_WINDOW"},
 		{map[string]string{"INSPECTD_DRIFT_LIMIT": "-1"}, "INSPECTD_DRIFT_LIMIT"},
 		{map[string]string{"INSPECTD_FEEDBACK_MEMORY": "-5"}, "INSPECTD_FEEDBACK_MEMORY"},
+		{map[string]string{"INSPECTD_MAX_IMAGE_PIXELS": "-5"}, "INSPECTD_MAX_IMAGE_PIXELS"},
+		{map[string]string{"INSPECTD_MAX_IMAGE_PIXELS": "2000000000"}, "INSPECTD_MAX_IMAGE_PIXELS"},
+		{map[string]string{"INSPECTD_MAX_IMAGE_BYTES": "-1"}, "INSPECTD_MAX_IMAGE_BYTES"},
+		// TLS and plain TCP mixed: on main a TLS failure fell back to plain
+		// TCP and sent the password in clear, without a warning.
+		{map[string]string{"INSPECTD_MQTT_BROKER": "ssl://a:8883,tcp://b:1883", "INSPECTD_MQTT_USERNAME": "u", "INSPECTD_MQTT_PASSWORD": "p"}, "INSPECTD_MQTT_BROKER"},
+		{map[string]string{"INSPECTD_MQTT_BROKER": "tcp://b:1883, mqtts://a"}, "mixes TLS"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -61,7 +68,7 @@ func TestLoadDaemonNamesTheVariable(t *testing.T) {
 
 func TestLoadDaemonDefaults(t *testing.T) {
 	t.Setenv("INSPECTD_SOURCE", "dir:/srv/parts")
-	t.Setenv("INSPECTD_MQTT_BROKER", "tcp://a:1883, ssl://b:8883")
+	t.Setenv("INSPECTD_MQTT_BROKER", "ssl://a:8883, mqtts://b:8883")
 	d, err := LoadDaemon()
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +83,7 @@ func TestLoadDaemonDefaults(t *testing.T) {
 	if d, err := LoadDaemon(); err != nil || d.Refining() {
 		t.Errorf("a fixed threshold still refines (%v)", err)
 	}
-	if b := d.Brokers(); len(b) != 2 || b[1] != "ssl://b:8883" {
+	if b := d.Brokers(); len(b) != 2 || b[1] != "mqtts://b:8883" {
 		t.Errorf("brokers %v", b)
 	}
 }
@@ -92,5 +99,15 @@ func TestValidateFillsOperatingDefaults(t *testing.T) {
 	if d.Refine != "on" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0.25 || d.RefineMax != 2 ||
 		d.DriftWindow != 50 || d.DriftLimit != 1 || d.FeedbackMemory != 5000 || d.StateDir != "/tmp/x" {
 		t.Errorf("defaults %+v", d)
+	}
+}
+
+// An error about the broker list does not repeat its password.
+func TestLoadDaemonErrorRedactsBroker(t *testing.T) {
+	t.Setenv("INSPECTD_SOURCE", "/dev/video0")
+	t.Setenv("INSPECTD_MQTT_BROKER", "ssl://user:s3cret@a:8883,tcp://user:s3cret@b:1883")
+	_, err := LoadDaemon()
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "ssl://***@a:8883") {
+		t.Fatalf("error %v; want the mix refused without the password", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/inspectd/inspectd/internal/redact"
 )
 
 // Daemon holds every setting of `inspectd run`, one instance per camera.
@@ -138,6 +140,18 @@ func (d *Daemon) Validate() error {
 	}
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		return bad("MQTT_CERT_FILE", d.CertFile, "client certificate and key (MQTT_KEY_FILE) go together")
+	}
+	tlsBrokers, plainBrokers := 0, 0
+	for _, b := range d.Brokers() {
+		scheme, _, _ := strings.Cut(strings.ToLower(b), "://")
+		if scheme == "ssl" || scheme == "tls" || scheme == "mqtts" {
+			tlsBrokers++
+		} else {
+			plainBrokers++
+		}
+	}
+	if tlsBrokers > 0 && plainBrokers > 0 {
+		return bad("MQTT_BROKER", redact.String(d.Broker), "mixes TLS (ssl://, mqtts://) and plain TCP brokers: when TLS fails the client would try the plain one and send the password in clear; list brokers of one kind")
 	}
 	return d.Scada.validate(d.Camera)
 }

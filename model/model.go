@@ -269,8 +269,7 @@ func read(r io.ReaderAt, size int64) (*Model, error) {
 		}
 		defer rc.Close()
 		// The declared size is a claim: read at most one byte beyond it.
-		b := make([]byte, 0, zf.UncompressedSize64)
-		buf := bytes.NewBuffer(b)
+		buf := bytes.NewBuffer(make([]byte, 0, min(zf.UncompressedSize64, uint64(size))))
 		if _, err := buf.ReadFrom(io.LimitReader(rc, int64(zf.UncompressedSize64)+1)); err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %v", ErrFormat, name, err)
 		}

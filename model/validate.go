@@ -32,7 +32,7 @@ const (
 	MaxFlowHidden     = 1 << 14  // subnet width
 	MaxFlowDepth      = 16       // hidden layers per subnet
 	MaxGoodScores     = 1 << 20  // recorded out-of-sample scores
-	zipSlackBytes     = 16 << 20 // uncompressed bytes allowed beyond the ratio
+	zipSlackBytes     = 1 << 20  // uncompressed bytes allowed beyond the ratio
 	zipMaxRatio       = 4        // uncompressed / file size (stored members: 1)
 	maxNameBytes      = 256      // a tensor name
 	maxROIBytes       = 64       // "x,y,w,h"

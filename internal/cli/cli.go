@@ -18,6 +18,7 @@ import (
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/redact"
 	"github.com/inspectd/inspectd/pipeline"
 )
 
@@ -52,7 +53,8 @@ func usage(w io.Writer) {
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	// Every log line goes through redact: no URL's password reaches the journal.
+	slog.SetDefault(slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -87,13 +89,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return 2
 			case errors.As(err, new(configError)):
 				// Said once; the unit does not restart on this status.
-				fmt.Fprintf(stderr, "inspectd %s: %v (exit %d: fix the setting; restarting would not help)\n", c.name, err, ExitConfig)
+				fmt.Fprintf(stderr, "inspectd %s: %v (exit %d: fix the setting; restarting would not help)\n", c.name, redact.Error(err), ExitConfig)
 				return ExitConfig
 			case errors.Is(err, context.Canceled):
 				fmt.Fprintf(stderr, "inspectd %s: interrupted; nothing was written\n", c.name)
 				return 130
 			default:
-				fmt.Fprintf(stderr, "inspectd %s: %v\n", c.name, err)
+				fmt.Fprintf(stderr, "inspectd %s: %v\n", c.name, redact.Error(err))
 				return 1
 			}
 		}

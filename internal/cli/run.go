@@ -10,6 +10,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/internal/redact"
 )
 
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,7 +34,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("camera", cfg.Camera)
+	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))).With("camera", cfg.Camera)
 	if err := checkWritableDir(cfg.SpoolDir); err != nil {
 		return configError{fmt.Errorf("spool directory (INSPECTD_SPOOL_DIR): %w", err)}
 	}
