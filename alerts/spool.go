@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/inspectd/inspectd/internal/durable"
 )
 
 // On-disk layout of one spool entry, file <seq as 20 digits>.entry:
@@ -97,7 +99,7 @@ func openSpool(dir string, maxBytes int64, maxEntries int, log *slog.Logger) (*s
 	for _, de := range des {
 		name := de.Name()
 		switch {
-		case strings.HasPrefix(name, spoolTmp):
+		case strings.HasPrefix(name, spoolTmp) || durable.IsTemp(name):
 			// A write interrupted before its rename: never acknowledged to
 			// the caller as spooled, so nothing is lost by removing it.
 			_ = os.Remove(filepath.Join(dir, name))
@@ -161,7 +163,7 @@ func (s *spool) append(event, heatmap []byte) (uint64, error) {
 	seq := s.nextSeq
 	s.mu.Unlock()
 
-	if err := writeFileAtomic(s.dir, s.path(seq), buf); err != nil {
+	if err := writeFileAtomic(s.path(seq), buf); err != nil {
 		return 0, fmt.Errorf("alerts: spooling event: %w", err)
 	}
 
@@ -348,37 +350,7 @@ func decodeEntry(data []byte) (spoolEntry, error) {
 }
 
 // writeFileAtomic makes path appear complete or not at all, and durable
-// before it returns.
-func writeFileAtomic(dir, path string, data []byte) error {
-	f, err := os.CreateTemp(dir, spoolTmp+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// before it returns (mode 0600 less the umask).
+func writeFileAtomic(path string, data []byte) error {
+	return durable.WriteFile(path, data, 0o600)
 }

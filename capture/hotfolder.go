@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/durable"
 )
 
 // Subfolders of a hot folder. Acknowledged files go to DoneDir and files
@@ -439,39 +440,8 @@ func moveInto(dir, name, sub string) (string, error) {
 	return dst, syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening %s to sync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // writeFileAtomic writes via a temp file in the same folder so readers never
 // see half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("creating temp file for %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("renaming into %s: %w", path, err)
-	}
-	return nil
-}
+func writeFileAtomic(path string, data []byte) error { return durable.WriteFile(path, data, 0o644) }

@@ -11,13 +11,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/inspectd/inspectd/internal/durable"
 )
 
 // Cache is one directory of vectors for one extraction setup.
@@ -124,20 +126,11 @@ func (c *Cache) write(name string, v []float32) (err error) {
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	err = durable.WriteFast(name, 0o644, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("feature cache: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	_, werr := f.Write(b)
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return fmt.Errorf("feature cache: %w", err)
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
 		return fmt.Errorf("feature cache: %w", err)
 	}
 	return nil

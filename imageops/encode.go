@@ -1,13 +1,13 @@
 package imageops
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"syscall"
 
 	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/internal/durable"
 )
 
 // EncodeJPEG encodes m (8-bit, 1 or 3 channels) as JPEG at quality 1..100.
@@ -41,84 +41,18 @@ func encode(ext gocv.FileExt, m gocv.Mat, params []int) ([]byte, error) {
 }
 
 // WriteFileAtomic writes data to path so that readers see either the old
-// file or the complete new one, never a partial write, even across a crash:
-// the data goes to a temporary file in the same directory, is synced, and is
-// renamed over path; the directory is then synced so the rename persists.
-// The file gets mode 0644.
+// file or the complete new one, never a partial write, even across a crash
+// (internal/durable). The file gets mode 0644 less the umask.
 func WriteFileAtomic(path string, data []byte) error {
-	return WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
+	return durable.WriteFile(path, data, 0o644)
 }
 
 // WriteAtomic is WriteFileAtomic for content produced by a function writing
 // to the temporary file (for example an encoder streaming into it).
-func WriteAtomic(path string, write func(*os.File) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
+func WriteAtomic(path string, write func(*os.File) error) error {
+	return durable.Write(path, 0o644, func(w io.Writer) error { return write(w.(*os.File)) })
 }
 
-// SyncFileInto moves an already written file at tmp to path durably: fsync
-// the file, rename it, fsync the directory. For writers that need a file
-// name rather than an *os.File (OpenCV's VideoWriter); tmp must be in the
-// same directory as path.
-func SyncFileInto(tmp, path string) error {
-	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	// Some filesystems cannot fsync a directory; the rename already happened.
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+// SyncFileInto moves an already written file at tmp to path durably (see
+// durable.Move); tmp must be in the same directory as path.
+func SyncFileInto(tmp, path string) error { return durable.Move(tmp, path) }

@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/features"
-	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/durable"
 	"github.com/inspectd/inspectd/transform"
 )
 
@@ -181,7 +181,8 @@ func Save(path string, man Manifest, tensors []Tensor) error {
 	if err != nil {
 		return fmt.Errorf("saving model: encoding manifest: %w", err)
 	}
-	return imageops.WriteAtomic(path, func(f *os.File) error {
+	// 0644 less the umask: under the unit's UMask=0027 the model is 0640.
+	return durable.Write(path, 0o644, func(f io.Writer) error {
 		zw := zip.NewWriter(f)
 		for _, m := range []struct {
 			name string

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/inspectd/inspectd/features"
@@ -152,5 +153,24 @@ func TestSaveFailureKeepsOldFile(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	if len(entries) != 1 {
 		t.Fatalf("leftover files: %v", entries)
+	}
+}
+
+// The model file's mode follows the umask (on main it was forced to 0644,
+// readable by all even under the unit's UMask=0027).
+func TestSaveHonoursUmask(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "m.zip")
+	man, ts := sample()
+	if err := Save(path, man, ts); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %04o under umask 0027; want 0640", fi.Mode().Perm())
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -17,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/inspectd/inspectd/internal/durable"
 	"github.com/inspectd/inspectd/metrics"
 )
 
@@ -242,37 +241,9 @@ func save(p *plot.Plot, path string, o options) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("plots: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("plots: writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("plots: writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("plots: syncing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("plots: closing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("plots: replacing %s: %w", path, err)
-	}
-	// Make the rename itself durable; failure here loses nothing written.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+func writeFileAtomic(path string, data []byte) error {
+	if err := durable.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("plots: %w", err)
 	}
 	return nil
 }
