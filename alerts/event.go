@@ -56,19 +56,24 @@ type Event struct {
 // State, rates, LastError, ModelID, Provider and Version; SetStatus fills the
 // rest when the message is sent.
 type Status struct {
-	Schema            string    `json:"schema"`
-	Camera            string    `json:"camera"`
-	State             string    `json:"state"`
-	FPS               float64   `json:"fps"`
-	InspectionsPerSec float64   `json:"inspections_per_s"`
-	LastError         string    `json:"last_error,omitempty"`
-	ModelID           string    `json:"model_id,omitempty"`
-	Provider          string    `json:"provider,omitempty"`
-	SpoolDepth        int       `json:"spool_depth"`
-	EventsPublished   uint64    `json:"events_published"`
-	EventsDropped     uint64    `json:"events_dropped"`
-	Time              time.Time `json:"time"`
-	Version           string    `json:"version,omitempty"`
+	Schema            string  `json:"schema"`
+	Camera            string  `json:"camera"`
+	State             string  `json:"state"`
+	FPS               float64 `json:"fps"`
+	InspectionsPerSec float64 `json:"inspections_per_s"`
+	LastError         string  `json:"last_error,omitempty"`
+	ModelID           string  `json:"model_id,omitempty"`
+	Provider          string  `json:"provider,omitempty"`
+	SpoolDepth        int     `json:"spool_depth"`
+	EventsPublished   uint64  `json:"events_published"`
+	EventsDropped     uint64  `json:"events_dropped"`
+	// The spool cannot be written (disk full, I/O error): SpoolHeld events
+	// wait in memory and are written again every second.
+	SpoolHeld        int       `json:"spool_held,omitempty"`
+	SpoolWriteErrors uint64    `json:"spool_write_errors,omitempty"`
+	SpoolError       string    `json:"spool_error,omitempty"`
+	Time             time.Time `json:"time"`
+	Version          string    `json:"version,omitempty"`
 	// Threshold is the decision threshold in force and ThresholdSource where
 	// it came from: calibrated, override (INSPECTD_THRESHOLD), frr
 	// (INSPECTD_FRR), refined (moved on the line) or command (Sparkplug

@@ -32,6 +32,11 @@ var (
 	ErrRefused = errors.New("broker refused the connection")
 	// ErrTLS wraps a TLS failure caused by certificates or keys.
 	ErrTLS = errors.New("TLS handshake failed")
+	// ErrNotDurable wraps a Publish whose event could not be written to the
+	// spool (disk full, I/O error): it is kept in memory (bounded), written
+	// again every SpoolRetryInterval and sent once written; Stats and the
+	// status say so. A crash before then loses it.
+	ErrNotDurable = errors.New("event kept in memory: the spool cannot be written")
 )
 
 const (
@@ -216,7 +221,8 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		p.poke(p.reconnect)
 	}
 
-	p.wg.Add(3)
+	p.wg.Add(4)
+	go func() { defer p.wg.Done(); p.retryLoop() }()
 	go func() { defer p.wg.Done(); p.sendLoop() }()
 	go func() { defer p.wg.Done(); p.statusLoop() }()
 	go func() { defer p.wg.Done(); p.connectLoop() }()
@@ -479,10 +485,41 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, heatmapJPEG []byte) e
 	}
 
 	if _, err := p.spool.append(data, heatmapJPEG); err != nil {
+		if errors.Is(err, ErrNotDurable) {
+			p.log.Warn("alerts: spool write failed; event kept in memory and retried", "event", ev.ID, "err", err)
+		}
 		return err
 	}
 	p.poke(p.wake)
 	return nil
+}
+
+// SpoolRetryInterval is how often entries that could not be written to the
+// spool are written again.
+const SpoolRetryInterval = time.Second
+
+// retryLoop writes held entries to the spool once it accepts writes again
+// (space freed), not only at the next start.
+func (p *Publisher) retryLoop() {
+	t := time.NewTicker(SpoolRetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.runCtx.Done():
+			return
+		case <-t.C:
+		}
+		if held, _, _ := p.spool.health(); held == 0 {
+			continue
+		}
+		n, err := p.spool.flush()
+		if n > 0 {
+			p.poke(p.wake)
+		}
+		if err == nil {
+			p.log.Info("alerts: spool writable again; events held in memory written", "events", n)
+		}
+	}
 }
 
 func (p *Publisher) poke(ch chan struct{}) {
@@ -695,6 +732,7 @@ func (p *Publisher) sendStatus(ctx context.Context, s Status) error {
 	s.SpoolDepth = depth
 	s.EventsPublished = p.published.Load()
 	s.EventsDropped = dropped
+	s.SpoolHeld, s.SpoolWriteErrors, s.SpoolError = p.spool.health()
 	s.Time = time.Now().UTC()
 	data, err := json.Marshal(s)
 	if err != nil {
@@ -717,6 +755,12 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	// A last chance for events held in memory to reach the disk.
+	if held, _, _ := p.spool.health(); held > 0 {
+		if _, err := p.spool.flush(); err == nil {
+			p.poke(p.wake)
+		}
+	}
 	close(p.draining)
 
 	// Leave a little of ctx for the offline message and the disconnect.
@@ -754,6 +798,9 @@ func (p *Publisher) Close(ctx context.Context) error {
 	close(p.feedback)
 	p.trigMu.Unlock()
 
+	if held, _, lastErr := p.spool.health(); held > 0 {
+		errs = append(errs, fmt.Errorf("alerts: closed with %d events that could not be written to the spool (lost): %s", held, lastErr))
+	}
 	if depth, _, _, _ := p.spool.stats(); depth > 0 {
 		errs = append(errs, fmt.Errorf("alerts: closed with %d events still in spool %s (sent at next start)", depth, p.cfg.SpoolDir))
 	}
@@ -768,32 +815,39 @@ func (p *Publisher) setErr(err error) {
 
 // Stats is a snapshot of the publisher's counters.
 type Stats struct {
-	Connected       bool
-	SpoolDepth      int
-	SpoolBytes      int64
-	Published       uint64 // events acknowledged by the broker
-	Dropped         uint64 // events dropped, oldest first, because the spool was full
-	Corrupt         uint64 // spool entries moved aside as unreadable
-	Skipped         uint64 // non-defect events not sent in PerDefect mode
-	TriggersDropped uint64 // triggers refused (payload) or dropped (queue full)
-	FeedbackDropped uint64 // feedback messages not delivered because the channel was full
-	LastError       string // last connection or send error; empty once connected again
+	Connected        bool
+	SpoolDepth       int
+	SpoolBytes       int64
+	Published        uint64 // events acknowledged by the broker
+	Dropped          uint64 // events dropped, oldest first, because the spool was full
+	Corrupt          uint64 // spool entries moved aside as unreadable
+	Skipped          uint64 // non-defect events not sent in PerDefect mode
+	TriggersDropped  uint64 // triggers refused (payload) or dropped (queue full)
+	FeedbackDropped  uint64 // feedback messages not delivered because the channel was full
+	SpoolHeld        int    // events kept in memory because the spool could not be written
+	SpoolWriteErrors uint64 // failed spool writes (each retried)
+	SpoolError       string // the last spool write error; empty once writes succeed
+	LastError        string // last connection or send error; empty once connected again
 }
 
 // Stats returns the counters for metrics.
 func (p *Publisher) Stats() Stats {
 	depth, size, dropped, corrupt := p.spool.stats()
+	held, writeErrs, spoolErr := p.spool.health()
 	return Stats{
-		Connected:       p.client().IsConnectionOpen(),
-		SpoolDepth:      depth,
-		SpoolBytes:      size,
-		Published:       p.published.Load(),
-		Dropped:         dropped,
-		Corrupt:         corrupt,
-		Skipped:         p.skipped.Load(),
-		TriggersDropped: p.trigDropped.Load(),
-		FeedbackDropped: p.fbDropped.Load(),
-		LastError:       p.LastError(),
+		Connected:        p.client().IsConnectionOpen(),
+		SpoolDepth:       depth,
+		SpoolBytes:       size,
+		Published:        p.published.Load(),
+		Dropped:          dropped,
+		Corrupt:          corrupt,
+		Skipped:          p.skipped.Load(),
+		TriggersDropped:  p.trigDropped.Load(),
+		FeedbackDropped:  p.fbDropped.Load(),
+		SpoolHeld:        held,
+		SpoolWriteErrors: writeErrs,
+		SpoolError:       spoolErr,
+		LastError:        p.LastError(),
 	}
 }
 

@@ -74,7 +74,27 @@ type spool struct {
 	corrupt  uint64
 	lastWarn time.Time
 	unwarned uint64 // drops since the last warning
+
+	// write stores one entry durably (writeFileAtomic; tests inject
+	// failures). Entries whose write failed (disk full, I/O error) wait in
+	// held, in order, and are written again by flush; while any wait, new
+	// entries queue behind them so the spool stays in sequence order.
+	write       func(path string, data []byte) error
+	held        []heldEntry
+	heldBytes   int64
+	writeErrors uint64
+	writeErr    error // the last write error; nil once writes succeed
 }
+
+type heldEntry struct {
+	seq  uint64
+	buf  []byte
+	size int64
+}
+
+// maxHeldBytes bounds the entries kept in memory while the spool cannot be
+// written (besides SpoolMaxBytes).
+const maxHeldBytes = 64 << 20
 
 func openSpool(dir string, maxBytes int64, maxEntries int, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -90,7 +110,7 @@ func openSpool(dir string, maxBytes int64, maxEntries int, log *slog.Logger) (*s
 		lock.Close()
 		return nil, fmt.Errorf("alerts: spool %s is in use by another publisher: %w", dir, err)
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, maxEntries: maxEntries, log: log, lock: lock, nextSeq: 1}
+	s := &spool{dir: dir, maxBytes: maxBytes, maxEntries: maxEntries, log: log, lock: lock, nextSeq: 1, write: writeFileAtomic}
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		s.close()
@@ -157,22 +177,94 @@ func (s *spool) append(event, heatmap []byte) (uint64, error) {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	s.mu.Lock()
+	seq := s.nextSeq
+	s.nextSeq++ // a failed entry leaves a gap, which the sender skips
+	backlog := len(s.held) > 0
+	s.mu.Unlock()
+
+	var err error
+	if !backlog {
+		if err = s.write(s.path(seq), buf); err == nil {
+			s.mu.Lock()
+			s.addLocked(seq, size)
+			s.writeErr = nil
+			s.mu.Unlock()
+			return seq, nil
+		}
+	} else {
+		err = s.lastWriteError()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && !backlog {
+		s.writeErrors++
+		s.writeErr = err
+	}
+	if s.heldBytes+size > min(maxHeldBytes, s.maxBytes) {
+		return 0, fmt.Errorf("alerts: spooling event: %w (and %d events already wait in memory: event lost)", err, len(s.held))
+	}
+	s.held = append(s.held, heldEntry{seq: seq, buf: buf, size: size})
+	s.heldBytes += size
+	return seq, fmt.Errorf("%w: %w", ErrNotDurable, err)
+}
+
+// addLocked records a written entry, dropping the oldest beyond the bounds.
+func (s *spool) addLocked(seq uint64, size int64) {
 	for len(s.items) > 0 && (len(s.items)+1 > s.maxEntries || s.bytes+size > s.maxBytes) {
 		s.dropOldestLocked()
 	}
-	seq := s.nextSeq
-	s.mu.Unlock()
-
-	if err := writeFileAtomic(s.path(seq), buf); err != nil {
-		return 0, fmt.Errorf("alerts: spooling event: %w", err)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextSeq++
 	s.items = append(s.items, spoolItem{seq: seq, size: size})
 	s.bytes += size
-	return seq, nil
+}
+
+func (s *spool) lastWriteError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr == nil {
+		return errors.New("spool write failed")
+	}
+	return s.writeErr
+}
+
+// flush writes the entries held in memory, oldest first, stopping at the
+// first failure. It reports how many were written.
+func (s *spool) flush() (int, error) {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	n := 0
+	for {
+		s.mu.Lock()
+		if len(s.held) == 0 {
+			s.writeErr = nil
+			s.mu.Unlock()
+			return n, nil
+		}
+		h := s.held[0]
+		s.mu.Unlock()
+		if err := s.write(s.path(h.seq), h.buf); err != nil {
+			s.mu.Lock()
+			s.writeErrors++
+			s.writeErr = err
+			s.mu.Unlock()
+			return n, err
+		}
+		s.mu.Lock()
+		s.held = s.held[1:]
+		s.heldBytes -= h.size
+		s.addLocked(h.seq, h.size)
+		s.mu.Unlock()
+		n++
+	}
+}
+
+// health is what the spool has in memory and why.
+func (s *spool) health() (held int, writeErrors uint64, lastErr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		lastErr = s.writeErr.Error()
+	}
+	return len(s.held), s.writeErrors, lastErr
 }
 
 func (s *spool) dropOldestLocked() {

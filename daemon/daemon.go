@@ -418,8 +418,11 @@ func (d *Daemon) partError(ctx context.Context, partID string, since time.Time, 
 		ev.LatencyMS = float64(time.Since(since).Microseconds()) / 1000
 	}
 	if err := d.pub.Publish(context.WithoutCancel(ctx), ev, nil); err != nil {
-		d.log.Error("queueing error event", "part", partID, "reason", reason, "err", err)
-		return false
+		if !errors.Is(err, alerts.ErrNotDurable) {
+			d.log.Error("queueing error event", "part", partID, "reason", reason, "err", err)
+			return false
+		}
+		d.met.errors.WithLabelValues("spool").Inc()
 	}
 	d.met.inspections.WithLabelValues(string(alerts.VerdictError)).Inc()
 	d.log.Warn("part not inspected; error event sent", "part", partID, "reason", reason)
@@ -473,7 +476,11 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string, t
 		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000,
 		EventV2: d.eventV2(l.Loaded, fr, triggeredAt, res, threshold, defect)}
 	if err := d.pub.Publish(ctx, ev, jpg); err != nil {
-		return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
+		if !errors.Is(err, alerts.ErrNotDurable) {
+			return fmt.Errorf("queueing event %d: %w", ev.Seq, err)
+		}
+		// Queued in memory and retried; status and metrics show it.
+		d.met.errors.WithLabelValues("spool").Inc()
 	}
 	// Only now is the part safely recorded: a hot-folder file is marked done.
 	if err := d.src.Ack(fr); err != nil {
@@ -522,6 +529,18 @@ func (d *Daemon) Status() alerts.Status {
 		if cs.LastError != "" {
 			st.LastError = "camera " + string(cs.State) + ": " + cs.LastError
 		}
+	}
+	// Events that cannot be written to the spool wait in memory: running,
+	// but not durable, so degraded until the disk takes them.
+	if ps := d.pub.Stats(); ps.SpoolError != "" {
+		if st.State == alerts.StateRunning {
+			st.State = alerts.StateDegraded
+		}
+		if st.LastError != "" {
+			st.LastError += "; "
+		}
+		st.LastError += fmt.Sprintf("spool not writable, %d events held in memory: %s", ps.SpoolHeld, ps.SpoolError)
+		st.SpoolHeld, st.SpoolWriteErrors, st.SpoolError = ps.SpoolHeld, ps.SpoolWriteErrors, ps.SpoolError
 	}
 	if e := d.lastErr.Load(); e != nil {
 		if st.LastError != "" {

@@ -95,5 +95,9 @@ func (m *metrics) publisherMetrics(stats func() alerts.Stats) {
 			func(s alerts.Stats) uint64 { return s.Dropped }),
 		counter("inspectd_spool_corrupt_total", "Spool entries moved aside as unreadable.",
 			func(s alerts.Stats) uint64 { return s.Corrupt }),
+		counter("inspectd_spool_write_errors_total", "Failed spool writes (disk full, I/O error); the events wait in memory and are written again.",
+			func(s alerts.Stats) uint64 { return s.SpoolWriteErrors }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inspectd_spool_held",
+			Help: "Events kept in memory because the spool could not be written."}, func() float64 { return float64(stats().SpoolHeld) }),
 	)
 }
