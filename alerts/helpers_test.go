@@ -184,6 +184,7 @@ func (b *broker) start() {
 	b.t.Helper()
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
 	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatalf("starting mosquitto: %v", err)
 	}

@@ -38,6 +38,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkWritableDir(cfg.SpoolDir); err != nil {
 		return configError{fmt.Errorf("spool directory (INSPECTD_SPOOL_DIR): %w", err)}
 	}
+	// SIGHUP is ignored from the start of Main until daemon.New installs
+	// the reload handler, so a reload requested now cannot kill the process.
+	log.Info("inspectd starting", "version", Version, "model", cfg.Model)
 	d, err := daemon.New(ctx, cfg, log, Version)
 	if err != nil {
 		return err

@@ -74,6 +74,9 @@ func (m *Mosquitto) Start() {
 	defer m.mu.Unlock()
 	cmd := exec.Command(m.cmd.Path, "-c", m.conf)
 	cmd.Stdout, cmd.Stderr = &m.logs, &m.logs
+	// The broker dies with the test binary, even when that is killed
+	// (no orphaned mosquitto holding a port).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		m.t.Fatalf("starting mosquitto: %v", err)
 	}
