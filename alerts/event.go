@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"time"
 )
@@ -131,6 +132,29 @@ func NewID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
+	return formatUUID(b)
+}
+
+// PartEventID derives an event id from what identifies a part (a hot-folder
+// file's name, size and modification time; a trigger's part id and receive
+// time), as a name-based (version 5 layout, SHA-256) UUID: inspecting the
+// same part again after a crash yields the same id, so subscribers that drop
+// duplicates by id see it once.
+func PartEventID(camera string, parts ...string) string {
+	h := sha256.New()
+	h.Write([]byte("inspectd.event/v1\x00" + camera))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	var b [16]byte
+	copy(b[:], h.Sum(nil))
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return formatUUID(b)
+}
+
+func formatUUID(b [16]byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'

@@ -140,3 +140,27 @@ func firstDiff(got, want []string) string {
 	}
 	return fmt.Sprintf("%d items", len(got))
 }
+
+func TestPartEventID(t *testing.T) {
+	a := PartEventID("cam0", "file", "p1.png", "1234", "99")
+	cases := []struct {
+		name string
+		id   string
+		same bool
+	}{
+		{"same part", PartEventID("cam0", "file", "p1.png", "1234", "99"), true},
+		{"other camera", PartEventID("cam1", "file", "p1.png", "1234", "99"), false},
+		{"other size", PartEventID("cam0", "file", "p1.png", "1235", "99"), false},
+		{"other mtime", PartEventID("cam0", "file", "p1.png", "1234", "98"), false},
+		{"fields shifted", PartEventID("cam0", "file", "p1.png1234", "", "99"), false},
+		{"random", NewID(), false},
+	}
+	for _, c := range cases {
+		if (c.id == a) != c.same {
+			t.Errorf("%s: %s vs %s", c.name, c.id, a)
+		}
+	}
+	if len(a) != 36 || a[14] != '5' || checkTopicLevels(a) != nil {
+		t.Errorf("id %q is not a version-5 UUID usable as a topic level", a)
+	}
+}

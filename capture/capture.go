@@ -39,6 +39,9 @@ type Frame struct {
 	PartID string
 	// Source is the URI the frame came from, with any password removed.
 	Source string
+	// Size is the hot-folder file's size in bytes (0 for live sources):
+	// with PartID and Time it identifies the part across restarts.
+	Size int64
 }
 
 // Source yields frames until closed.

@@ -326,7 +326,7 @@ func (h *hotFolder) decode(c candidate) (Frame, bool) {
 	h.st.FramesGrabbed++
 	h.st.FramesDelivered++
 	h.st.LastFrame = time.Now()
-	return Frame{Mat: m, Seq: h.seq, Time: c.mtime, PartID: c.name, Source: h.name}, true
+	return Frame{Mat: m, Seq: h.seq, Time: c.mtime, PartID: c.name, Source: h.name, Size: c.size}, true
 }
 
 // fail moves a file to failed/ with its reason beside it. Caller holds mu.

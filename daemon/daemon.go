@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -332,7 +333,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if ended {
 			if trig != nil {
-				d.partError(ctx, trig.PartID, trig.Time, errors.New("no frame: the video source has ended"))
+				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, errors.New("no frame: the video source has ended"))
 				continue
 			}
 			// A video file without loop has ended: stay up (status says so)
@@ -365,7 +366,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 				reason = fmt.Errorf("no frame: camera: %w", err)
 			}
 			if trig != nil {
-				d.partError(ctx, trig.PartID, trig.Time, reason)
+				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, reason)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -390,7 +391,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if trig != nil {
 				triggeredAt = trig.Time
 			}
-			err = d.inspect(ictx, fr, partID, triggeredAt)
+			err = d.inspect(ictx, fr, d.eventID(trig, &fr), partID, triggeredAt)
 		}
 		if err != nil {
 			d.met.errors.WithLabelValues("inspect").Inc()
@@ -399,7 +400,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			// (hot-folder file) gets its error event; continuous frames only
 			// count, or a broken model would flood the broker.
 			if trig != nil || fr.PartID != "" {
-				if d.partError(ictx, partID, since, err) {
+				if d.partError(ictx, d.eventID(trig, &fr), partID, since, err) {
 					d.failFrame(fr, err)
 				}
 			}
@@ -411,8 +412,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 
 // partError publishes the error event of a part that could not be
 // inspected; it reports whether the event was queued.
-func (d *Daemon) partError(ctx context.Context, partID string, since time.Time, reason error) bool {
-	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Verdict: alerts.VerdictError,
+func (d *Daemon) partError(ctx context.Context, id, partID string, since time.Time, reason error) bool {
+	ev := alerts.Event{ID: id, Seq: d.seq.Add(1), PartID: partID, Verdict: alerts.VerdictError,
 		Reason: redact.String(reason.Error()), ModelID: d.cur.Load().Manifest().ID}
 	if !since.IsZero() {
 		ev.LatencyMS = float64(time.Since(since).Microseconds()) / 1000
@@ -446,7 +447,21 @@ func (d *Daemon) failFrame(fr capture.Frame, reason error) {
 	}
 }
 
-func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string, triggeredAt time.Time) error {
+// eventID is the id of the event of a part: derived from the part for a
+// trigger (part id, receive time) and a hot-folder file (name, size,
+// modification time), so that a part inspected again after a crash keeps
+// its id; random for continuous frames.
+func (d *Daemon) eventID(trig *alerts.Trigger, fr *capture.Frame) string {
+	switch {
+	case trig != nil:
+		return alerts.PartEventID(d.cfg.Camera, "trigger", trig.PartID, trig.Time.UTC().Format(time.RFC3339Nano))
+	case fr != nil && fr.PartID != "":
+		return alerts.PartEventID(d.cfg.Camera, "file", fr.PartID, strconv.FormatInt(fr.Size, 10), strconv.FormatInt(fr.Time.UnixNano(), 10))
+	}
+	return alerts.NewID()
+}
+
+func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, id, partID string, triggeredAt time.Time) error {
 	l := d.cur.Load()
 	res, err := l.Inspect(ctx, fr.Mat, d.cfg.Heatmaps)
 	if err != nil {
@@ -472,7 +487,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, partID string, t
 			return fmt.Errorf("heatmap JPEG: %w", err)
 		}
 	}
-	ev := alerts.Event{ID: alerts.NewID(), Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: threshold,
+	ev := alerts.Event{ID: id, Seq: d.seq.Add(1), PartID: partID, Score: res.Score, Threshold: threshold,
 		Verdict: verdict, ModelID: l.Manifest().ID, LatencyMS: float64(time.Since(fr.Time).Microseconds()) / 1000,
 		EventV2: d.eventV2(l.Loaded, fr, triggeredAt, res, threshold, defect)}
 	if err := d.pub.Publish(ctx, ev, jpg); err != nil {

@@ -84,3 +84,44 @@ func TestEveryTriggerGetsOneEvent(t *testing.T) {
 		})
 	}
 }
+
+// A part inspected again after a crash (between the spool write and the
+// move to done/) gets the same event id, so subscribers dropping duplicates
+// by id see it once. On main the two events had different random ids.
+func TestHotFolderEventIDSurvivesRestart(t *testing.T) {
+	f := newFixture(t, 10)
+	hot := filepath.Join(f.dir, "hot")
+	names := dropParts(t, hot, 0, 1)
+	sub := subscribe(t, f.broker.URL(), "cam0")
+	cfg := f.config(t, "dir:"+hot)
+	_, stop := startDaemon(t, cfg)
+	first := sub.waitEvents(t, 1, 30*time.Second)[0]
+	stop()
+	// The state a crash before the move leaves: the file back in place
+	// (rename keeps its modification time), its event already sent.
+	if err := os.Rename(filepath.Join(hot, "done", names[0]), filepath.Join(hot, names[0])); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		sub.mu.Lock()
+		n := len(sub.events)
+		var second alerts.Event
+		if n >= 2 {
+			second = sub.events[n-1]
+		}
+		sub.mu.Unlock()
+		if n >= 2 {
+			if second.ID != first.ID || second.PartID != first.PartID {
+				t.Fatalf("second inspection: id %s part %s; first: id %s part %s", second.ID, second.PartID, first.ID, first.PartID)
+			}
+			if u := sub.uniqueEvents(); len(u) != 1 {
+				t.Fatalf("%d distinct events for one part", len(u))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the part was not inspected again")
+		}
+	}
+}
