@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,16 @@ func TestRunMissingModelIsNotConfigStatus(t *testing.T) {
 	code, _, stderr := run(t, "run")
 	if code != 1 || !strings.Contains(stderr, "does not exist") {
 		t.Errorf("exit %d, stderr %q; want 1 and the missing model named", code, stderr)
+	}
+}
+
+// The unit must not restart on the configuration exit status.
+func TestUnitPreventsRestartOnConfigStatus(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join("..", "..", "systemd", "inspectd@.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("\nRestartPreventExitStatus=%d\n", ExitConfig); !strings.Contains(string(unit), want) {
+		t.Errorf("unit lacks %q", strings.TrimSpace(want))
 	}
 }
