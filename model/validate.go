@@ -59,6 +59,10 @@ var methodBounds = map[Method]MethodBounds{
 // outside this package). Call it from an init function.
 func RegisterBounds(m Method, b MethodBounds) { methodBounds[m] = b }
 
+// HasBounds says whether a method has its bounds check (tests assert that
+// every method does).
+func HasBounds(m Method) bool { return methodBounds[m] != nil }
+
 // Validate checks every size and number in the manifest against the limits
 // above; weights is the number of float32 values in weights.bin (negative:
 // not known, skip the checks that need it). It names the first problem.

@@ -41,6 +41,26 @@ func (m LocalMethod) Validate(taps int) error {
 	return m.Grid.Validate(taps)
 }
 
+// Every patch density's stored configuration is bounded when the model file
+// is read (model.Load), before anything is built from it: the grid's
+// settings and the density's own (its factory refuses values out of bounds
+// without allocating).
+func init() {
+	for _, name := range local.Names() {
+		model.RegisterBounds(model.Method(name), func(raw json.RawMessage, _ int) error {
+			var lm LocalMethod
+			if err := json.Unmarshal(raw, &lm); err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
+			if err := lm.Validate(len(lm.Grid.Dims)); err != nil {
+				return err
+			}
+			_, err := local.New(name, lm.Density)
+			return err
+		})
+	}
+}
+
 // Local scores parts with a patch-level density: every position of the
 // finest tap's grid is scored, the score maps of the T views are turned back
 // into the part's frame and averaged, and the smoothed map is both the

@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/local"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/transform"
+)
+
+// Every method a model file can name has its bounds checked at load, the
+// patch densities included (they register from here).
+func TestEveryMethodHasBounds(t *testing.T) {
+	for _, m := range append([]string{string(model.Flow), string(model.Gaussian)}, local.Names()...) {
+		if !model.HasBounds(model.Method(m)) {
+			t.Errorf("method %s has no bounds check", m)
+		}
+	}
+}
+
+func TestLocalMethodBounds(t *testing.T) {
+	cases := []struct {
+		name, cfg, want string
+	}{
+		{"defaults", `{"grid":{"neighbourhood":3,"dims":[0,0]}}`, ""},
+		{"bank 2^40 rows", `{"grid":{"neighbourhood":3,"dims":[0]},"density":{"max_bank":1099511627776}}`, "out of bounds"},
+		{"projection 1e9 wide", `{"grid":{"neighbourhood":3,"dims":[0]},"density":{"max_bank":10,"proj_dim":1000000000}}`, "out of bounds"},
+		{"neighbourhood 1001", `{"grid":{"neighbourhood":1001,"dims":[0]}}`, "neighbourhood"},
+		{"channels 1e6", `{"grid":{"neighbourhood":3,"dims":[1000000]}}`, "channel count"},
+		{"top 7", `{"grid":{"neighbourhood":3,"dims":[0]},"top":7}`, "top share"},
+		{"not an object", `"big"`, "configuration"},
+	}
+	bounds := func(raw string) error {
+		var err error
+		for _, name := range local.Names() {
+			m := model.Manifest{Method: model.Method(name), MethodConfig: json.RawMessage(raw)}
+			if e := validateMethodOnly(m); e != nil {
+				err = e
+			}
+		}
+		return err
+	}
+	for _, c := range cases {
+		err := bounds(c.cfg)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v; want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// validateMethodOnly runs Manifest.Validate on an otherwise valid manifest.
+func validateMethodOnly(m model.Manifest) error {
+	m.Features = features.Config{Taps: []string{"t"}, Scales: []int{224}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
+	m.Transforms = transform.Config{Mode: transform.None}
+	return m.Validate(-1)
+}
