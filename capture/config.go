@@ -97,6 +97,13 @@ type Config struct {
 	// fields: imageops' defaults) and live frames before they are delivered.
 	ImageLimits imageops.Limits
 
+	// OnFailed, when set, is called for each hot-folder file moved to
+	// failed/ by the folder itself (unreadable, too large, empty, found
+	// with a crash marker), with the part's name, size and modification
+	// time and the reason, so the part still gets an answer (the daemon's
+	// error event). It runs with the folder locked: it must not call back.
+	OnFailed func(part Frame, reason error)
+
 	// Logger receives state changes and failures; nil uses slog.Default().
 	Logger *slog.Logger
 }

@@ -330,11 +330,18 @@ func (h *hotFolder) decode(c candidate) (Frame, bool) {
 }
 
 // fail moves a file to failed/ with its reason beside it. Caller holds mu.
-func (h *hotFolder) fail(name string, reason error) {
+func (h *hotFolder) fail(name string, reason error) { h.failPart(name, reason, true) }
+
+// failPart is fail; notify calls Config.OnFailed once the file is moved.
+func (h *hotFolder) failPart(name string, reason error, notify bool) {
 	h.st.Failed++
 	h.st.LastError = fmt.Sprintf("%s: %v", name, reason)
 	h.st.LastErrorTime = time.Now()
 	delete(h.seen, name)
+	part := Frame{PartID: name, Source: h.name}
+	if info, err := os.Lstat(filepath.Join(h.dir, name)); err == nil {
+		part.Time, part.Size = info.ModTime(), info.Size()
+	}
 	dst, err := moveInto(h.dir, name, FailedDir)
 	if err != nil {
 		// The file stays; it will be retried on the next scan, which is
@@ -347,6 +354,9 @@ func (h *hotFolder) fail(name string, reason error) {
 	note := fmt.Sprintf("%s\t%s\n", time.Now().UTC().Format(time.RFC3339), reason)
 	if err := writeFileAtomic(dst+".reason.txt", []byte(note)); err != nil {
 		h.log.Warn("writing failure reason", "file", name, "err", err)
+	}
+	if notify && h.cfg.OnFailed != nil {
+		h.cfg.OnFailed(part, reason)
 	}
 }
 
@@ -388,7 +398,7 @@ func (h *hotFolder) Fail(f Frame, reason error) error {
 		return fmt.Errorf("capture: failing %q: not delivered or already settled", f.PartID)
 	}
 	delete(h.pending, f.PartID)
-	h.fail(f.PartID, reason)
+	h.failPart(f.PartID, reason, false) // the caller has answered for it
 	return nil
 }
 

@@ -138,7 +138,12 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	kind, _, _ := capture.ParseURI(cfg.Source)
 	isFile := kind == capture.KindFile
 	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop && isFile, Pace: cfg.SourcePace && isFile,
-		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log, ImageLimits: d.imageLimits()})
+		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log, ImageLimits: d.imageLimits(),
+		OnFailed: func(part capture.Frame, reason error) {
+			// A hot-folder file refused before inspection still gets its
+			// one event.
+			d.partError(context.WithoutCancel(ctx), d.eventID(nil, &part), part.PartID, part.Time, reason)
+		}})
 	if err != nil {
 		d.pub.Close(ctx)
 		l.Close()

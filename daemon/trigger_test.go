@@ -1,7 +1,9 @@
 package daemon_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +125,61 @@ func TestHotFolderEventIDSurvivesRestart(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the part was not inspected again")
 		}
+	}
+}
+
+// hugePNG is a small PNG whose header declares w x h pixels.
+func hugePNG(w, h uint32) []byte {
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(append(b, typ...), data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, w), h), 8, 2, 0, 0, 0)
+	out := append([]byte("\x89PNG\r\n\x1a\n"), chunk("IHDR", ihdr)...)
+	out = append(out, chunk("IDAT", make([]byte, 1024))...)
+	return append(out, chunk("IEND", nil)...)
+}
+
+// A hot-folder file refused before inspection (too large, not an image)
+// goes to failed/ and still gets its one event, verdict error with the
+// reason; the good part behind it is inspected.
+func TestHotFolderRefusedFilesGetErrorEvents(t *testing.T) {
+	f := newFixture(t, 11)
+	hot := filepath.Join(f.dir, "hot")
+	os.MkdirAll(hot, 0o755)
+	cases := []struct{ file, reason string }{
+		{"huge.png", "image too large: 20000x20000"},
+		{"text.jpg", "not a PNG, JPEG or BMP"},
+	}
+	old := time.Now().Add(-time.Minute)
+	for i, c := range cases {
+		data := hugePNG(20000, 20000)
+		if i == 1 {
+			data = []byte("hello\xff\xd9")
+		}
+		path := filepath.Join(hot, c.file)
+		os.WriteFile(path, data, 0o644)
+		os.Chtimes(path, old, old)
+	}
+	good := dropParts(t, hot, 0, 1)
+	sub := subscribe(t, f.broker.URL(), "cam0")
+	startDaemon(t, f.config(t, "dir:"+hot))
+	events := sub.waitEvents(t, len(cases)+1, 30*time.Second)
+	byPart := map[string]alerts.Event{}
+	for _, ev := range events {
+		byPart[ev.PartID] = ev
+	}
+	for _, c := range cases {
+		ev, ok := byPart[c.file]
+		if !ok || ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, c.reason) {
+			t.Errorf("%s: event %+v; want verdict error with %q", c.file, ev, c.reason)
+		}
+		if _, err := os.Stat(filepath.Join(hot, "failed", c.file)); err != nil {
+			t.Errorf("%s not in failed/: %v", c.file, err)
+		}
+	}
+	if ev := byPart[good[0]]; ev.Verdict != alerts.VerdictOK && ev.Verdict != alerts.VerdictDefect {
+		t.Errorf("good part: %+v", ev)
 	}
 }
