@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BIN     := bin/inspectd
 
-.PHONY: setup build demo test bench vet fmt clean
+.PHONY: setup build demo test fuzz bench vet fmt clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,14 @@ test: setup
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
 	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
+
+# Fuzzing for a bounded time (FUZZTIME each): the model reader and the image
+# check and decoder. Inputs that fail are written to testdata/fuzz and
+# replayed by every later `go test`.
+FUZZTIME ?= 30s
+fuzz: setup
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./model/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imageops/
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)
