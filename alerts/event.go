@@ -68,6 +68,8 @@ type Status struct {
 	SpoolDepth        int     `json:"spool_depth"`
 	EventsPublished   uint64  `json:"events_published"`
 	EventsDropped     uint64  `json:"events_dropped"`
+	// SpoolCorrupt counts spool entries moved aside as unreadable.
+	SpoolCorrupt uint64 `json:"spool_corrupt,omitempty"`
 	// The spool cannot be written (disk full, I/O error): SpoolHeld events
 	// wait in memory and are written again every second.
 	SpoolHeld        int       `json:"spool_held,omitempty"`

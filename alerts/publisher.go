@@ -726,12 +726,13 @@ func (p *Publisher) statusLoop() {
 }
 
 func (p *Publisher) sendStatus(ctx context.Context, s Status) error {
-	depth, _, dropped, _ := p.spool.stats()
+	depth, _, dropped, corrupt := p.spool.stats()
 	s.Schema = StatusSchema
 	s.Camera = p.cfg.Camera
 	s.SpoolDepth = depth
 	s.EventsPublished = p.published.Load()
 	s.EventsDropped = dropped
+	s.SpoolCorrupt = corrupt
 	s.SpoolHeld, s.SpoolWriteErrors, s.SpoolError = p.spool.health()
 	s.Time = time.Now().UTC()
 	data, err := json.Marshal(s)

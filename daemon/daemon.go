@@ -538,6 +538,10 @@ func (d *Daemon) Status() alerts.Status {
 		Provider: l.Runtime.Describe(), Version: d.version}
 	operatingStatus(&st, l)
 	d.commandStatus(&st)
+	// The spool's counters, as the status topic carries them (SetStatus fills
+	// them again when it sends), so /healthz shows them too.
+	ps := d.pub.Stats()
+	st.SpoolDepth, st.EventsPublished, st.EventsDropped, st.SpoolCorrupt = ps.SpoolDepth, ps.Published, ps.Dropped, ps.Corrupt
 	cs := d.src.Status()
 	// Connecting is normal for a moment at start; reconnecting means the
 	// camera failed or stalled.
@@ -552,7 +556,7 @@ func (d *Daemon) Status() alerts.Status {
 	}
 	// Events that cannot be written to the spool wait in memory: running,
 	// but not durable, so degraded until the disk takes them.
-	if ps := d.pub.Stats(); ps.SpoolError != "" {
+	if ps.SpoolError != "" {
 		if st.State == alerts.StateRunning {
 			st.State = alerts.StateDegraded
 		}
