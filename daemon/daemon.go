@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		OnFailed: func(part capture.Frame, reason error) {
 			// A hot-folder file refused before inspection still gets its
 			// one event.
-			d.partError(context.WithoutCancel(ctx), d.eventID(nil, &part), part.PartID, part.Time, reason)
+			d.partError(context.WithoutCancel(ctx), d.eventID(nil, &part), part.PartID, part.Time, time.Time{}, reason)
 		}})
 	if err != nil {
 		d.pub.Close(ctx)
@@ -338,7 +338,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if ended {
 			if trig != nil {
-				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, errors.New("no frame: the video source has ended"))
+				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, trig.Time, errors.New("no frame: the video source has ended"))
 				continue
 			}
 			// A video file without loop has ended: stay up (status says so)
@@ -371,7 +371,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 				reason = fmt.Errorf("no frame: camera: %w", err)
 			}
 			if trig != nil {
-				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, reason)
+				d.partError(ctx, d.eventID(trig, nil), trig.PartID, trig.Time, trig.Time, reason)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -405,7 +405,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 			// (hot-folder file) gets its error event; continuous frames only
 			// count, or a broken model would flood the broker.
 			if trig != nil || fr.PartID != "" {
-				if d.partError(ictx, d.eventID(trig, &fr), partID, since, err) {
+				var triggered time.Time
+				if trig != nil {
+					triggered = trig.Time
+				}
+				if d.partError(ictx, d.eventID(trig, &fr), partID, since, triggered, err) {
 					d.failFrame(fr, err)
 				}
 			}
@@ -417,9 +421,18 @@ func (d *Daemon) loop(ctx context.Context) error {
 
 // partError publishes the error event of a part that could not be
 // inspected; it reports whether the event was queued.
-func (d *Daemon) partError(ctx context.Context, id, partID string, since time.Time, reason error) bool {
+//
+// It carries the schema v2 fields that do not need an inspection (boot id,
+// so that seq stays gapless within a boot; software version, model
+// creation, trigger time), with score_ratio 0.
+func (d *Daemon) partError(ctx context.Context, id, partID string, since, triggered time.Time, reason error) bool {
+	man := d.cur.Load().Manifest()
 	ev := alerts.Event{ID: id, Seq: d.seq.Add(1), PartID: partID, Verdict: alerts.VerdictError,
-		Reason: redact.String(reason.Error()), ModelID: d.cur.Load().Manifest().ID}
+		Reason: redact.String(reason.Error()), ModelID: man.ID,
+		EventV2: alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: man.Training.Created.UTC()}}
+	if !triggered.IsZero() {
+		ev.TriggeredAt = triggered.UTC()
+	}
 	if !since.IsZero() {
 		ev.LatencyMS = float64(time.Since(since).Microseconds()) / 1000
 	}

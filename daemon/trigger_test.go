@@ -67,6 +67,10 @@ func TestEveryTriggerGetsOneEvent(t *testing.T) {
 				if ev.PartID != fmt.Sprintf("P-%d", n) {
 					t.Errorf("event %d is for part %q; want P-%d", n, ev.PartID, n)
 				}
+				// Error events carry the boot id too: seq has no gaps within it.
+				if ev.BootID == "" || ev.BootID != events[0].BootID || ev.Seq != events[0].Seq+uint64(n) || ev.TriggeredAt.IsZero() {
+					t.Errorf("event %d: boot %q seq %d triggered %v; want boot %q, seq %d and the trigger time", n, ev.BootID, ev.Seq, ev.TriggeredAt, events[0].BootID, events[0].Seq+uint64(n))
+				}
 				switch want := c.want[n]; want {
 				case "":
 					if ev.Verdict != alerts.VerdictOK && ev.Verdict != alerts.VerdictDefect {
