@@ -15,6 +15,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/inspectd/inspectd/engine"
+	"github.com/inspectd/inspectd/engine/onnxproto"
 )
 
 // Prefix of every environment variable.
@@ -117,6 +118,31 @@ func (r Runtime) FindBackbone(name string) string {
 		}
 	}
 	return r.Backbone
+}
+
+// BackboneFor picks the backbone for a calibration that wants taps: a
+// path (with a directory) as given; else INSPECTD_BACKBONE when it has every
+// tap (so a backbone set there, a test network or another export, is used
+// as it is); else the named file found by FindBackbone (a method's default,
+// e.g. resnet50v2_s16.onnx beside the MobileNetV2 default).
+func (r Runtime) BackboneFor(name string, taps []string) string {
+	if name != "" && filepath.Base(name) != name {
+		return name
+	}
+	if sig, err := onnxproto.ReadSignatureFile(r.Backbone); err == nil {
+		have := map[string]bool{}
+		for _, o := range sig.OutputNames() {
+			have[o] = true
+		}
+		all := len(taps) > 0
+		for _, t := range taps {
+			all = all && have[t]
+		}
+		if all {
+			return r.Backbone
+		}
+	}
+	return r.FindBackbone(name)
 }
 
 // firstExisting returns the first path that exists, else the first one (so

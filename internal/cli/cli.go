@@ -175,7 +175,7 @@ func openExtractor(fc features.Config, backbone string) (*features.Extractor, st
 	if err != nil {
 		return nil, "", nil, err
 	}
-	rc.Backbone = rc.FindBackbone(backbone)
+	rc.Backbone = rc.BackboneFor(backbone, fc.Taps)
 	rt, err := rc.Open(fc.Taps)
 	if err != nil {
 		return nil, "", nil, err

@@ -87,7 +87,7 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		}
 	}
 	fmt.Fprintf(w, "demo: calibrating on %d good frames of %s\n", len(good), opt.Video)
-	rc.Backbone = rc.FindBackbone(opt.Calib.Backbone)
+	rc.Backbone = rc.BackboneFor(opt.Calib.Backbone, opt.Calib.Features.Taps)
 	rt, err := rc.Open(opt.Calib.Features.Taps)
 	if err != nil {
 		return sum, err
