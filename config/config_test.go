@@ -15,6 +15,9 @@ func TestLoadDaemonNamesTheVariable(t *testing.T) {
 		{map[string]string{"INSPECTD_SOURCE": ""}, "INSPECTD_SOURCE"},
 		{map[string]string{"INSPECTD_TRIGGER": "gpio"}, "INSPECTD_TRIGGER"},
 		{map[string]string{"INSPECTD_MAX_RATE": "0"}, "INSPECTD_MAX_RATE"},
+		{map[string]string{"INSPECTD_TRIGGER_DELAY": "11s"}, "INSPECTD_TRIGGER_DELAY"},
+		{map[string]string{"INSPECTD_TRIGGER_DELAY": "-1ms"}, "INSPECTD_TRIGGER_DELAY"},
+		{map[string]string{"INSPECTD_TRIGGER_DELAY": "soon"}, "TRIGGER_DELAY"},
 		{map[string]string{"INSPECTD_MAX_RATE": "fast"}, "MAX_RATE"},
 		{map[string]string{"INSPECTD_CAMERA": "line/3"}, "INSPECTD_CAMERA"},
 		{map[string]string{"INSPECTD_EVENTS": "all"}, "INSPECTD_EVENTS"},
@@ -73,7 +76,7 @@ func TestLoadDaemonDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Camera != "cam0" || d.Trigger != "continuous" || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
+	if d.Camera != "cam0" || d.Trigger != "continuous" || d.TriggerDelay != 0 || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
 		t.Errorf("defaults %+v", d)
 	}
 	if d.FRR != 0 || !d.Refining() || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {

@@ -22,6 +22,7 @@ type Daemon struct {
 	SourcePace     bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
 	Model          string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`
 	Trigger        string        `envconfig:"TRIGGER" default:"continuous" desc:"continuous (at most MAX_RATE per second) or mqtt (inspect on each message on the trigger topic); hot folders inspect every file"`
+	TriggerDelay   time.Duration `envconfig:"TRIGGER_DELAY" default:"0s" desc:"with mqtt triggers: inspect the first frame captured this long after the trigger, so the part has settled (0..10s)"`
 	MaxRate        float64       `envconfig:"MAX_RATE" default:"5" desc:"most inspections per second in continuous mode"`
 	Transforms     int           `envconfig:"TRANSFORMS" default:"0" desc:"T per inspection (0: the model's)"`
 	Threshold      float64       `envconfig:"THRESHOLD" default:"0" desc:"decision threshold override (0: the model's); fixes the threshold: no refinement"`
@@ -57,6 +58,10 @@ type Daemon struct {
 	Scada
 }
 
+// MaxTriggerDelay bounds INSPECTD_TRIGGER_DELAY: a PLC waits for the event,
+// and a part that needs longer to settle is better triggered later.
+const MaxTriggerDelay = 10 * time.Second
+
 // LoadDaemon reads and validates the daemon's settings.
 func LoadDaemon() (Daemon, error) {
 	var d Daemon
@@ -84,6 +89,8 @@ func (d *Daemon) Validate() error {
 		return bad("MODEL", `""`, "required")
 	case d.Trigger != "continuous" && d.Trigger != "mqtt":
 		return bad("TRIGGER", d.Trigger, "want continuous or mqtt")
+	case d.TriggerDelay < 0 || d.TriggerDelay > MaxTriggerDelay:
+		return bad("TRIGGER_DELAY", d.TriggerDelay, "want 0s..10s")
 	case d.MaxRate <= 0 || d.MaxRate > 1000:
 		return bad("MAX_RATE", d.MaxRate, "want 0 < rate <= 1000")
 	case d.Transforms < 0 || d.Transforms > 360:

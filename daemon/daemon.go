@@ -79,6 +79,12 @@ type Daemon struct {
 	paused      atomic.Bool
 	resume      chan struct{}
 	bootID      string
+
+	// freshAfterTrigger: a trigger is answered with a frame captured after
+	// it. True for cameras, streams and paced video files, which keep only
+	// their newest frame; false for hot folders (each file is the part) and
+	// unpaced video files (replayed frame by frame, every frame inspected).
+	freshAfterTrigger bool
 }
 
 // New loads the model, opens the publisher (a broker that is down is not an
@@ -137,6 +143,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	// Loop and pacing only mean something for video files.
 	kind, _, _ := capture.ParseURI(cfg.Source)
 	isFile := kind == capture.KindFile
+	d.freshAfterTrigger = kind != capture.KindHotFolder && !(isFile && !cfg.SourcePace)
 	d.src, err = capture.Open(ctx, capture.Config{URI: cfg.Source, Loop: cfg.SourceLoop && isFile, Pace: cfg.SourcePace && isFile,
 		MaxRate: d.maxRate(), StallTimeout: cfg.StallTimeout, Logger: log, ImageLimits: d.imageLimits(),
 		OnFailed: func(part capture.Frame, reason error) {
@@ -350,9 +357,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 				continue
 			}
 		}
-		nctx, cancel := context.WithTimeout(ctx, triggerFrameWait)
-		fr, err := d.src.Next(nctx)
-		cancel()
+		fr, err := d.nextFrame(ctx, trig)
 		if err != nil {
 			var reason error
 			switch {
@@ -362,7 +367,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 				ended = true
 				reason = errors.New("no frame: the video source has ended")
 			case errors.Is(err, context.DeadlineExceeded):
-				reason = fmt.Errorf("no frame from the camera within %v of the trigger", triggerFrameWait)
+				reason = fmt.Errorf("no frame from the camera within %v of the trigger", triggerFrameWait+d.triggerDelay())
 			case ctx.Err() != nil:
 				reason = errors.New("no frame: the daemon is stopping")
 			default:
@@ -417,6 +422,57 @@ func (d *Daemon) loop(ctx context.Context) error {
 		icancel()
 		fr.Mat.Close()
 	}
+}
+
+// triggerDelay is how long after a trigger the inspected frame must have
+// been captured: INSPECTD_TRIGGER_DELAY, for sources whose frames have a
+// capture time that relates to the trigger (see freshAfterTrigger).
+func (d *Daemon) triggerDelay() time.Duration {
+	if !d.freshAfterTrigger {
+		return 0
+	}
+	return d.cfg.TriggerDelay
+}
+
+// nextFrame takes the frame to inspect, waiting at most triggerFrameWait
+// (after the trigger delay, for a trigger).
+//
+// A live source keeps its newest frame, which for a trigger may have been
+// grabbed before the part arrived, or while it was still moving: such frames
+// are dropped until one captured at or after the trigger time plus
+// INSPECTD_TRIGGER_DELAY arrives. Frames are stamped when grabbed
+// (capture.Frame.Time), so the wait ends as soon as the camera delivers one.
+func (d *Daemon) nextFrame(ctx context.Context, trig *alerts.Trigger) (capture.Frame, error) {
+	if trig == nil || !d.freshAfterTrigger {
+		nctx, cancel := context.WithTimeout(ctx, triggerFrameWait)
+		defer cancel()
+		return d.src.Next(nctx)
+	}
+	notBefore := trig.Time.Add(d.cfg.TriggerDelay)
+	// The wait starts when the part has settled or when the loop gets to
+	// the trigger, whichever is later: a trigger queued behind a slow
+	// inspection still gets the full triggerFrameWait.
+	nctx, cancel := context.WithDeadline(ctx, later(notBefore, time.Now()).Add(triggerFrameWait))
+	defer cancel()
+	for {
+		fr, err := d.src.Next(nctx)
+		if err != nil {
+			return fr, err
+		}
+		if !fr.Time.Before(notBefore) {
+			return fr, nil
+		}
+		d.log.Debug("frame captured before the trigger (plus delay) dropped", "part", trig.PartID,
+			"captured", fr.Time, "not_before", notBefore)
+		fr.Mat.Close()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // partError publishes the error event of a part that could not be

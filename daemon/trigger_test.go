@@ -187,3 +187,39 @@ func TestHotFolderRefusedFilesGetErrorEvents(t *testing.T) {
 		t.Errorf("good part: %+v", ev)
 	}
 }
+
+// A trigger is answered with a frame captured at or after the trigger time
+// plus INSPECTD_TRIGGER_DELAY, not with the newest frame the camera grabbed
+// before it: on main that frame could show the previous part, or this one
+// still moving.
+func TestTriggerInspectsFrameCapturedAfterDelay(t *testing.T) {
+	f := newFixture(t, 12)
+	video := filepath.Join(f.dir, "line.avi")
+	if err := synth.WriteVideo(video, 10, 10, partSize, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	const delay = 300 * time.Millisecond
+	sub := subscribe(t, f.broker.URL(), "cam0")
+	t.Setenv("INSPECTD_TRIGGER", "mqtt")
+	// A paced, looping video is a camera: it keeps only its newest frame,
+	// stamped when grabbed.
+	t.Setenv("INSPECTD_SOURCE_LOOP", "true")
+	t.Setenv("INSPECTD_TRIGGER_DELAY", delay.String())
+	cfg := f.config(t, video)
+	startDaemon(t, cfg)
+	waitUntil(t, 30*time.Second, "online", func() bool { return sub.lastAvail() == "online" })
+	const triggers = 3
+	for n := 0; n < triggers; n++ {
+		sub.client.Publish("inspectd/cam0/trigger", 1, false, fmt.Sprintf("D-%d", n)).Wait()
+	}
+	for n, ev := range sub.waitEvents(t, triggers, 30*time.Second)[:triggers] {
+		if ev.Verdict != alerts.VerdictOK && ev.Verdict != alerts.VerdictDefect {
+			t.Errorf("event %d: verdict %q (%s); want an inspection", n, ev.Verdict, ev.Reason)
+			continue
+		}
+		if ev.TriggeredAt.IsZero() || ev.CapturedAt.Before(ev.TriggeredAt.Add(delay)) {
+			t.Errorf("event %d (%s): captured_at %v, triggered_at %v; want captured at or after the trigger + %v",
+				n, ev.PartID, ev.CapturedAt, ev.TriggeredAt, delay)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	limit := fs.Int("limit", 0, "use at most N good images (0: all)")
 	camera := fs.Bool("camera", false, "capture the good parts from the configured camera (INSPECTD_SOURCE) instead of --good")
 	count := fs.Int("count", 16, "with --camera: good parts to capture")
-	interval := fs.Duration("interval", 0, "with --camera: capture every interval (default: Enter on a terminal, or the MQTT trigger)")
+	interval := fs.Duration("interval", 0, "with --camera: capture every interval (default: Enter on a terminal, or with INSPECTD_TRIGGER=mqtt each message on <prefix>/<camera>/calibrate/trigger, client id <client id>-calibrate, never the daemon's trigger topic)")
 	cfgFn := calibFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -22,7 +23,8 @@ import (
 
 // captureGood takes count good parts from the configured camera
 // (INSPECTD_SOURCE), one per trigger: every interval, else Enter on a
-// terminal, else a message on the MQTT trigger topic (INSPECTD_TRIGGER=mqtt).
+// terminal, else a message on the calibration's own MQTT trigger topic
+// (INSPECTD_TRIGGER=mqtt; see openCalibrationTrigger).
 // Each capture is also saved under saveDir, so the calibration set can be
 // audited and reused with --good.
 func captureGood(ctx context.Context, count int, interval time.Duration, roi, saveDir string, stdin io.Reader, stderr io.Writer) ([]gocv.Mat, []string, error) {
@@ -62,16 +64,11 @@ func captureGood(ctx context.Context, count int, interval time.Duration, roi, sa
 			return err
 		}
 	case dc.Trigger == "mqtt":
-		if err := os.MkdirAll(dc.SpoolDir, 0o750); err != nil {
+		pub, closePub, err := openCalibrationTrigger(ctx, dc)
+		if err != nil {
 			return nil, nil, err
 		}
-		pub, err := alerts.New(ctx, alerts.Config{Brokers: dc.Brokers(), TopicPrefix: dc.TopicPrefix, Camera: dc.Camera,
-			ClientID: dc.ClientID, Username: dc.Username, Password: dc.Password, CAFile: dc.CAFile, CertFile: dc.CertFile,
-			KeyFile: dc.KeyFile, SpoolDir: dc.SpoolDir, KeepAlive: dc.KeepAlive})
-		if err != nil {
-			return nil, nil, fmt.Errorf("MQTT trigger: %w", err)
-		}
-		defer pub.Close(context.WithoutCancel(ctx))
+		defer closePub()
 		pub.SetStatus(alerts.Status{State: alerts.StateCalibrating, Version: Version})
 		fmt.Fprintf(stderr, "waiting for triggers on %s\n", pub.Topics().Trigger)
 		wait = func() error {
@@ -136,4 +133,44 @@ func captureGood(ctx context.Context, count int, interval time.Duration, roi, sa
 		return fail(fmt.Errorf("calibration needs at least %d parts, --count is %d", calibration.MinImages, count))
 	}
 	return mats, names, nil
+}
+
+// calibrationCamera is the topic level under <prefix>/<camera>/ that is the
+// calibration's own sub-tree: its trigger, status and availability topics.
+const calibrationCamera = "calibrate"
+
+// openCalibrationTrigger connects a calibration to the broker for its
+// triggers, on <prefix>/<camera>/calibrate/trigger as client
+// <client id>-calibrate (default inspectd-<camera>-calibrate).
+//
+// The daemon of the same camera may be running: with its trigger topic the
+// calibration would take the PLC's part triggers (and the daemon the
+// calibration's), with its client id the broker would disconnect the daemon,
+// and with its spool directory the spool lock would refuse the calibration.
+// Its retained status and availability go to the calibration's sub-tree, so
+// they do not overwrite the daemon's. The calibration publishes no events:
+// its spool is a temporary directory, removed by the returned close.
+func openCalibrationTrigger(ctx context.Context, dc config.Daemon) (*alerts.Publisher, func(), error) {
+	spool, err := os.MkdirTemp("", "inspectd-calibrate-spool-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("MQTT trigger: spool directory: %w", err)
+	}
+	prefix := cmp.Or(dc.TopicPrefix, alerts.DefaultTopicPrefix)
+	pub, err := alerts.New(ctx, alerts.Config{Brokers: dc.Brokers(), TopicPrefix: prefix + "/" + dc.Camera, Camera: calibrationCamera,
+		ClientID: calibrationClientID(dc), Username: dc.Username, Password: dc.Password, CAFile: dc.CAFile, CertFile: dc.CertFile,
+		KeyFile: dc.KeyFile, SpoolDir: spool, KeepAlive: dc.KeepAlive})
+	if err != nil {
+		os.RemoveAll(spool)
+		return nil, nil, fmt.Errorf("MQTT trigger: %w", err)
+	}
+	return pub, func() {
+		pub.Close(context.WithoutCancel(ctx))
+		os.RemoveAll(spool)
+	}, nil
+}
+
+// calibrationClientID is the daemon's client id with -calibrate appended:
+// never the daemon's own, which would knock the running daemon off the broker.
+func calibrationClientID(dc config.Daemon) string {
+	return cmp.Or(dc.ClientID, "inspectd-"+dc.Camera) + "-" + calibrationCamera
 }
