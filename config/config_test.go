@@ -79,7 +79,7 @@ func TestLoadDaemonDefaults(t *testing.T) {
 	if d.Camera != "cam0" || d.Trigger != "continuous" || d.TriggerDelay != 0 || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
 		t.Errorf("defaults %+v", d)
 	}
-	if d.FRR != 0 || !d.Refining() || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {
+	if d.FRR != 0 || d.Refining() || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {
 		t.Errorf("operating defaults %+v", d)
 	}
 	t.Setenv("INSPECTD_THRESHOLD", "7")
@@ -99,7 +99,7 @@ func TestValidateFillsOperatingDefaults(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if d.Refine != "on" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0.25 || d.RefineMax != 2 ||
+	if d.Refine != "off" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0.25 || d.RefineMax != 2 ||
 		d.DriftWindow != 50 || d.DriftLimit != 1 || d.FeedbackMemory != 5000 || d.StateDir != "/tmp/x" {
 		t.Errorf("defaults %+v", d)
 	}

@@ -138,6 +138,7 @@ func TestRefinementOnTheLine(t *testing.T) {
 	f := newFixture(t, 13)
 	hot := filepath.Join(f.dir, "hot")
 	sub := subscribe(t, f.broker.URL(), "cam0")
+	t.Setenv("INSPECTD_REFINE", "on")
 	t.Setenv("INSPECTD_REFINE_AFTER", "20")
 	t.Setenv("INSPECTD_DRIFT_WINDOW", "10")
 	cfg := f.config(t, "dir:"+hot)
@@ -230,6 +231,7 @@ func TestFeedback(t *testing.T) {
 	sub := subscribe(t, f.broker.URL(), "cam0")
 	// A line that refined its threshold far down (saved by an earlier run):
 	// about half of the good parts are rejected.
+	t.Setenv("INSPECTD_REFINE", "on")
 	t.Setenv("INSPECTD_REFINE_MIN_FACTOR", "0.01")
 	cfg := f.config(t, "dir:"+hot)
 	man, _ := model.Load(f.model)
@@ -343,6 +345,7 @@ func dropNoise(t *testing.T, dir string, first, n int) {
 func TestDrift(t *testing.T) {
 	f := newFixture(t, 13) // the model TestRefinementOnTheLine refines down
 	hot := filepath.Join(f.dir, "hot")
+	t.Setenv("INSPECTD_REFINE", "on")
 	t.Setenv("INSPECTD_REFINE_AFTER", "20")
 	t.Setenv("INSPECTD_DRIFT_WINDOW", "5")
 	cfg := f.config(t, "dir:"+hot)
