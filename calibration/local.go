@@ -82,7 +82,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 				return nil, err
 			}
 		}
-		good[i], _ = l.Finish(maps[i], norm)
+		good[i], _ = l.Finish(maps[i], norm, false)
 	}
 	if cfg.Local.NormFloor > 0 {
 		if l.Norm, err = pipeline.NewPositionNorm(maps, -1, cfg.Local.NormFloor); err != nil {

@@ -66,9 +66,13 @@ func PredictFRR(good []float64, t float64, method ThresholdMethod) (float64, err
 	if err != nil {
 		return 0, err
 	}
-	m, err := resolveMethod(s, 0.01, method)
-	if err != nil {
-		return 0, err
+	m := method
+	if m == "" || m == MethodAuto {
+		// Only auto needs ChooseThreshold's choice; a named method (what
+		// FRRTable's bootstrap passes, hundreds of times) is used as it is.
+		if m, err = resolveMethod(s, 0.01, method); err != nil {
+			return 0, err
+		}
 	}
 	n := len(s)
 	switch m {

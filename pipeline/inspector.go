@@ -177,7 +177,7 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 	}
 	defer part.Close()
 	if in.loc != nil {
-		s, heat, err := in.loc.Inspect(ctx, in.ex, part, in.angles)
+		s, heat, err := in.loc.Inspect(ctx, in.ex, part, in.angles, withHeat)
 		if err != nil {
 			return Result{}, err
 		}

@@ -128,13 +128,14 @@ func (l *Local) Patches(ctx context.Context, ex *features.Extractor, views []goc
 }
 
 // Inspect scores a part (already cropped) at the given rotations: the
-// image score and the HeatSize x HeatSize heat map in the part's frame.
-func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64) (float64, []float32, error) {
+// image score and, with withHeat, the HeatSize x HeatSize heat map in the
+// part's frame.
+func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64, withHeat bool) (float64, []float32, error) {
 	m, err := l.Map(ctx, ex, part, angles, -1)
 	if err != nil {
 		return 0, nil, err
 	}
-	s, heat := l.Finish(m, l.Norm)
+	s, heat := l.Finish(m, l.Norm, withHeat)
 	return s, heat, nil
 }
 
@@ -176,20 +177,24 @@ func (l *Local) Map(ctx context.Context, ex *features.Extractor, part gocv.Mat, 
 	return acc, nil
 }
 
-// Finish turns a raw map into the image score and the heat map: the map is
-// standardised per position by norm (when there is one), the heat is its
-// positive part blurred, and the score is the mean of its top share (or the
-// heat's maximum).
-func (l *Local) Finish(raw []float32, norm *PositionNorm) (float64, []float32) {
+// Finish turns a raw map into the image score and, with withHeat (or when
+// the score is the heat's maximum), the heat map: the map is standardised per
+// position by norm (when there is one), the heat is its positive part
+// blurred, and the score is the mean of its top share (or the heat's
+// maximum).
+func (l *Local) Finish(raw []float32, norm *PositionNorm, withHeat bool) (float64, []float32) {
 	z := raw
 	if norm != nil {
 		z = norm.Apply(raw)
 	}
-	pos := make([]float32, len(z))
-	for p, v := range z {
-		pos[p] = max(v, 0)
+	var heat []float32
+	if withHeat || l.Top <= 0 {
+		pos := make([]float32, len(z))
+		for p, v := range z {
+			pos[p] = max(v, 0)
+		}
+		heat = imageops.GaussianBlur(pos, HeatSize, HeatSize, l.Sigma)
 	}
-	heat := imageops.GaussianBlur(pos, HeatSize, HeatSize, l.Sigma)
 	if l.Top > 0 {
 		s := TopMean(z, l.Top)
 		if norm != nil {

@@ -28,14 +28,16 @@ func Open(rc config.Runtime, path string) (*Loaded, error) {
 	// The model names its backbone file; one of that name beside
 	// INSPECTD_BACKBONE (or in the usual places) is tried first, so models
 	// on different backbones run side by side. The checksum decides.
+	var sha string
 	if p := rc.FindBackbone(m.Manifest.Backbone.File); p != rc.Backbone {
-		if sha, err := model.FileSHA256(p); err == nil && sha == m.Manifest.Backbone.SHA256 {
-			rc.Backbone = p
+		if s, err := model.FileSHA256(p); err == nil && s == m.Manifest.Backbone.SHA256 {
+			rc.Backbone, sha = p, s
 		}
 	}
-	sha, err := model.FileSHA256(rc.Backbone)
-	if err != nil {
-		return nil, fmt.Errorf("backbone %s: %w (set INSPECTD_BACKBONE)", rc.Backbone, err)
+	if sha == "" {
+		if sha, err = model.FileSHA256(rc.Backbone); err != nil {
+			return nil, fmt.Errorf("backbone %s: %w (set INSPECTD_BACKBONE)", rc.Backbone, err)
+		}
 	}
 	if sha != m.Manifest.Backbone.SHA256 {
 		return nil, fmt.Errorf("model %s was calibrated with backbone %s (sha256 %s) but %s has sha256 %s: recalibrate or point INSPECTD_BACKBONE at the right file",

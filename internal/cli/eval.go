@@ -239,11 +239,6 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	dim := first.Dim()
 	pooled := !first.Local()
-	for _, r := range runs {
-		if r.in.Local() {
-			r.byT[cfg.TestViews] = nil
-		}
-	}
 	for i := range tests {
 		if err := ctx.Err(); err != nil {
 			return err
