@@ -71,6 +71,10 @@ type Config struct {
 	ROI          string
 	HeatmapSigma float64
 	Local        pipeline.LocalMethod // patch-level methods: grid and density settings
+	// Choose, for patch methods, lists transformation sets to compare on
+	// the good parts (Candidates); the best replaces Transforms and
+	// TrainViews, and T is 1. Empty: Transforms and TrainViews as given.
+	Choose []Candidate
 }
 
 // Defaults are the measured defaults (see README, "Accuracy").
@@ -173,6 +177,7 @@ func DefaultsFor(m model.Method) Config {
 		Mean: features.ImageNetMean, Std: features.ImageNetStd, Aspect: true, Stride: 16}
 	c.Transforms = transform.Config{Mode: transform.None}
 	c.TrainViews, c.TestViews = 1, 1
+	c.Choose = Candidates()
 	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
 		Density: json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)}
 	return c
@@ -197,6 +202,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibration: target false-reject rate %g must be in [0, 0.5)", c.TargetFRR)
 	case c.Folds < 2:
 		return fmt.Errorf("calibration: folds %d must be >= 2", c.Folds)
+	}
+	if len(c.Choose) > 0 && !local.Is(string(c.Method)) {
+		return fmt.Errorf("calibration: choosing transformations needs a patch method, not %s", c.Method)
+	}
+	if err := validateCandidates(c.Choose); err != nil {
+		return err
 	}
 	if local.Is(string(c.Method)) {
 		if err := c.Local.Validate(len(c.Features.Taps)); err != nil {

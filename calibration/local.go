@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -25,70 +26,87 @@ import (
 // image scored by the final model with its own patches left out. Those
 // scores come from the model that will run on the line, less one image of
 // sixteen, so they do not carry the bias of refitted fold models.
+//
+// With cfg.Choose, each candidate set of transformations is fitted in turn
+// and judged by synthetic small defects drawn on the good parts (each
+// scored with its own part left out) against that candidate's own
+// threshold; the best is kept and the evidence goes into the manifest.
 func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha string, imgs []gocv.Mat, files []string, cfg Config, start time.Time, prog Progress) (*Result, error) {
-	dens, err := local.New(string(cfg.Method), cfg.Local.Density)
-	if err != nil {
-		return nil, err
+	l := pipeline.Local{Grid: cfg.Local.Grid, Top: cfg.Local.Top, Sigma: cfg.HeatmapSigma}
+	cands := cfg.Choose
+	angles := []float64{0}
+	if len(cands) == 0 {
+		cands = []Candidate{{Name: string(cfg.Transforms.Mode), Transforms: cfg.Transforms, TrainViews: cfg.TrainViews}}
+		angles = cfg.Transforms.TestAngles(cfg.TestViews)
 	}
-	l := &pipeline.Local{Dens: dens, Grid: cfg.Local.Grid, Top: cfg.Local.Top, Transforms: cfg.Transforms, Sigma: cfg.HeatmapSigma}
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
-	var rows []float32
-	var owner []int32
-	var dim int
+	// Every candidate shares the untransformed views' patches, extracted once.
+	base := make([][]float32, len(imgs))
+	var h, w, dim int
 	for i, img := range imgs {
-		views := []gocv.Mat{img.Clone()}
-		for v := 1; v < cfg.TrainViews; v++ {
-			views = append(views, cfg.Transforms.Apply(img, cfg.Transforms.TrainAngle(rng), rng))
-		}
-		r, h, w, d, err := l.Patches(ctx, ex, views)
-		for _, v := range views {
-			v.Close()
-		}
+		r, hh, ww, d, err := l.Patches(ctx, ex, []gocv.Mat{img})
 		if err != nil {
 			return nil, fmt.Errorf("patches of %s: %w", files[i], err)
 		}
-		dim = d
-		for _, vr := range r {
-			rows = append(rows, vr...)
-			for range h * w {
-				owner = append(owner, int32(i))
-			}
-		}
+		base[i], h, w, dim = r[0], hh, ww, d
 		if prog != nil {
 			prog("features", i+1, len(imgs))
 		}
 	}
-	if err := dens.Fit(ctx, rows, len(owner), dim, owner); err != nil {
-		return nil, fmt.Errorf("fitting %s: %w", cfg.Method, err)
-	}
-	rows = nil
-	angles := cfg.Transforms.TestAngles(cfg.TestViews)
-	maps := make([][]float32, len(imgs))
-	for i, img := range imgs {
-		if maps[i], err = l.Map(ctx, ex, img, angles, int32(i)); err != nil {
-			return nil, fmt.Errorf("leave-one-out map of %s: %w", files[i], err)
-		}
-		if prog != nil {
-			prog("folds", i+1, len(imgs))
-		}
-	}
-	// Each good image's score uses a position norm made without it too, so
-	// the scores the threshold comes from are out-of-sample twice over.
-	good := make([]float64, len(imgs))
-	for i := range imgs {
-		var norm *pipeline.PositionNorm
-		if cfg.Local.NormFloor > 0 {
-			if norm, err = pipeline.NewPositionNorm(maps, i, cfg.Local.NormFloor); err != nil {
-				return nil, err
-			}
-		}
-		good[i], _ = l.Finish(maps[i], norm, false)
-	}
-	if cfg.Local.NormFloor > 0 {
-		if l.Norm, err = pipeline.NewPositionNorm(maps, -1, cfg.Local.NormFloor); err != nil {
+	var probes [][]float32
+	var probeOwner []int
+	if len(cands) > 1 {
+		pimgs, owner, err := makeProbes(imgs, cfg.Seed)
+		if err != nil {
 			return nil, err
 		}
+		for j, p := range pimgs {
+			r, _, _, _, err := l.Patches(ctx, ex, []gocv.Mat{p})
+			if err != nil {
+				closeAll(pimgs)
+				return nil, fmt.Errorf("patches of synthetic defect %d: %w", j, err)
+			}
+			probes = append(probes, r[0])
+		}
+		closeAll(pimgs)
+		probeOwner = owner
 	}
+	var (
+		best    *localFit
+		choice  = &model.TransformChoice{Probes: len(probes)}
+		fits    []*localFit
+		bestIdx int
+	)
+	for ci, c := range cands {
+		f, err := fitLocal(ctx, ex, l, imgs, files, base, h, w, dim, c, cfg, angles, probes, probeOwner)
+		if err != nil {
+			return nil, err
+		}
+		if len(cands) > 1 {
+			ev, err := judge(c.Name, c.TrainViews, f.good, f.probes, cfg.TargetFRR, cfg.ThresholdBy)
+			if err != nil {
+				return nil, err
+			}
+			choice.Candidates = append(choice.Candidates, ev)
+			slog.Debug("transformation candidate", "name", c.Name, "caught", ev.Caught, "median_margin", ev.MedianMargin, "threshold", ev.Threshold)
+			// Keep only what the choice needs of the others.
+			f.probes = nil
+		}
+		fits = append(fits, f)
+		if prog != nil && len(cands) > 1 {
+			prog("candidates", ci+1, len(cands))
+		}
+	}
+	if len(cands) > 1 {
+		var err error
+		if bestIdx, err = pick(choice.Candidates, len(probes)); err != nil {
+			return nil, err
+		}
+		choice.Chosen = cands[bestIdx].Name
+	}
+	best = fits[bestIdx]
+	cfg.Transforms, cfg.TrainViews = cands[bestIdx].Transforms, cands[bestIdx].TrainViews
+	l.Dens, l.Transforms, l.Norm = best.dens, cfg.Transforms, best.norm
+	good := best.good
 	info, err := metrics.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
 	if err != nil {
 		return nil, fmt.Errorf("choosing threshold: %w", err)
@@ -96,7 +114,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	if math.IsNaN(info.Value) {
 		return nil, errors.New("calibration produced a NaN threshold")
 	}
-	mc, err := json.Marshal(pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor})
+	mc, err := json.Marshal(pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: best.dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor})
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +124,135 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	man.HeatmapGood = max(metrics.Median(good), 1e-6)
 	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR}
-	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), len(owner), good
+	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), best.rows, good
+	if len(cands) > 1 {
+		man.Training.Choice = choice
+	}
 	if err := describeThreshold(&man.Threshold, good, info.Method, cfg.Seed); err != nil {
 		return nil, err
 	}
 	man.Training.Seconds = time.Since(start).Seconds()
-	tensors := dens.Tensors()
+	tensors := best.dens.Tensors()
 	if l.Norm != nil {
 		tensors = append(tensors, l.Norm.Tensors()...)
 	}
 	return &Result{Manifest: man, Tensors: tensors, Info: info}, nil
+}
+
+// localFit is one candidate's fitted density with its leave-one-out good
+// scores, the final position norm, and the probes' scores.
+type localFit struct {
+	dens   local.Density
+	norm   *pipeline.PositionNorm
+	good   []float64
+	probes []float64
+	rows   int
+}
+
+// fitLocal fits the density on the good images under one candidate's
+// transformations and scores, with each image's own patches left out, the
+// good images (at angles) and the probes (untransformed; probe j drawn on
+// good image probeOwner[j]).
+func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, imgs []gocv.Mat, files []string, base [][]float32, h, w, dim int,
+	c Candidate, cfg Config, angles []float64, probes [][]float32, probeOwner []int) (*localFit, error) {
+	dens, err := local.New(string(cfg.Method), cfg.Local.Density)
+	if err != nil {
+		return nil, err
+	}
+	l.Dens, l.Transforms = dens, c.Transforms
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
+	var rows []float32
+	var owner []int32
+	for i, img := range imgs {
+		rows = append(rows, base[i]...)
+		var views []gocv.Mat
+		for v := 1; v < c.TrainViews; v++ {
+			views = append(views, c.Transforms.Apply(img, c.Transforms.TrainAngle(rng), rng))
+		}
+		n := h * w
+		if len(views) > 0 {
+			r, hh, ww, _, err := l.Patches(ctx, ex, views)
+			closeAll(views)
+			if err != nil {
+				return nil, fmt.Errorf("patches of %s (%s): %w", files[i], c.Name, err)
+			}
+			if hh != h || ww != w {
+				return nil, fmt.Errorf("patches of %s (%s): transformed grid %dx%d, not %dx%d", files[i], c.Name, ww, hh, w, h)
+			}
+			// The transformed views together add as many patches as the
+			// image itself, drawn at random positions: neighbouring patches
+			// of one view are near copies (each averages a 3x3
+			// neighbourhood), and the coreset's time grows with the rows it
+			// starts from, so more views must not mean a slower calibration.
+			keep := 1 / float64(len(r))
+			for _, vr := range r {
+				for p := range h * w {
+					if rng.Float64() < keep {
+						rows = append(rows, vr[p*dim:(p+1)*dim]...)
+						n++
+					}
+				}
+			}
+		}
+		for range n {
+			owner = append(owner, int32(i))
+		}
+	}
+	tViews := time.Now()
+	if err := dens.Fit(ctx, rows, len(owner), dim, owner); err != nil {
+		return nil, fmt.Errorf("fitting %s (%s): %w", cfg.Method, c.Name, err)
+	}
+	tFit := time.Now()
+	defer func() {
+		slog.Debug("candidate fitted", "name", c.Name, "rows", len(owner), "fit", tFit.Sub(tViews).Round(time.Millisecond),
+			"score", time.Since(tFit).Round(time.Millisecond))
+	}()
+	f := &localFit{dens: dens, rows: len(owner)}
+	rows = nil
+	maps := make([][]float32, len(imgs))
+	for i, img := range imgs {
+		if len(angles) == 1 && angles[0] == 0 {
+			maps[i], err = l.MapRows(ctx, [][]float32{base[i]}, h, w, angles, int32(i))
+		} else {
+			maps[i], err = l.Map(ctx, ex, img, angles, int32(i))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("leave-one-out map of %s: %w", files[i], err)
+		}
+	}
+	// Each good image's score uses a position norm made without it too, so
+	// the scores the threshold comes from are out-of-sample twice over.
+	norms := make([]*pipeline.PositionNorm, len(imgs))
+	f.good = make([]float64, len(imgs))
+	for i := range imgs {
+		if cfg.Local.NormFloor > 0 {
+			if norms[i], err = pipeline.NewPositionNorm(maps, i, cfg.Local.NormFloor); err != nil {
+				return nil, err
+			}
+		}
+		f.good[i], _ = l.Finish(maps[i], norms[i], false)
+	}
+	if cfg.Local.NormFloor > 0 {
+		if f.norm, err = pipeline.NewPositionNorm(maps, -1, cfg.Local.NormFloor); err != nil {
+			return nil, err
+		}
+	}
+	for j, p := range probes {
+		o := probeOwner[j]
+		m, err := l.MapRows(ctx, [][]float32{p}, h, w, []float64{0}, int32(o))
+		if err != nil {
+			return nil, fmt.Errorf("synthetic defect %d (%s): %w", j, c.Name, err)
+		}
+		s, _ := l.Finish(m, norms[o], false)
+		f.probes = append(f.probes, s)
+	}
+	return f, nil
+}
+
+func closeAll(ms []gocv.Mat) {
+	for _, m := range ms {
+		m.Close()
+	}
 }
 
 // TableFRRs are the operating points calibration reports besides its target.

@@ -28,6 +28,14 @@ type Density interface {
 	Load(m *model.Model, dim int) error
 }
 
+// Extender is a density that can take confirmed-good parts after
+// calibration without refitting (operator feedback on the line). Extend
+// adds what of the n rows is new to the reference and says how many rows
+// that was; on error nothing changed.
+type Extender interface {
+	Extend(ctx context.Context, x []float32, n int) (int, error)
+}
+
 // Factory makes an unfitted density from its stored configuration (nil:
 // the defaults).
 type Factory func(cfg json.RawMessage) (Density, error)

@@ -193,12 +193,17 @@ func TestCoresetCoversFarPoints(t *testing.T) {
 			x = append(x, v)
 		}
 	}
-	idx, err := coreset(context.Background(), x, 503, dim, 10, 8, 1)
+	idx, radius, err := coreset(context.Background(), x, 503, dim, 10, 8, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(idx) != 10 {
 		t.Fatalf("coreset of %d rows, want 10", len(idx))
+	}
+	// Seven picks among 500 points within ~0.1 of the origin: the rest lie
+	// within a fraction of that, far below the outliers' 100.
+	if !(radius > 0 && radius < 1) {
+		t.Errorf("covering radius %v, want in (0, 1)", radius)
 	}
 	seen := map[int]bool{}
 	for _, i := range idx {
@@ -255,5 +260,76 @@ func TestPatchCoreConfigBounds(t *testing.T) {
 	}
 	if _, err := New("nope", nil); err == nil || !strings.Contains(err.Error(), "patchcore") {
 		t.Errorf("unknown density: err %v, want the list of names", err)
+	}
+}
+
+// TestPatchCoreExtend: a confirmed-good part unlike the calibration parts
+// joins the bank (only as much of it as covers it), scores low afterwards,
+// survives a save and load, and the bank's growth is bounded.
+func TestPatchCoreExtend(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(9, 9))
+	const dim, perImage = 8, 64
+	good := randRows(rng, 8*perImage, dim)
+	owner := make([]int32, 8*perImage)
+	for i := range owner {
+		owner[i] = int32(i / perImage)
+	}
+	d, err := New(MethodPatchCore, []byte(`{"max_bank":128,"proj_dim":0,"seed":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fit(ctx, good, len(owner), dim, owner); err != nil {
+		t.Fatal(err)
+	}
+	pc := d.(*PatchCore)
+	r := pc.Cfg.Radius
+	if !(r > 0) {
+		t.Fatalf("no covering radius after a coreset: %v", r)
+	}
+	// A new good part: half its rows shifted far from every calibration row.
+	part := randRows(rng, perImage, dim)
+	for i := 0; i < perImage/2; i++ {
+		for c := 0; c < dim; c++ {
+			part[i*dim+c] += 6
+		}
+	}
+	before, _ := d.Score(ctx, part, perImage, -1)
+	added, err := d.(Extender).Extend(ctx, part, perImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added < 1 || added > perImage {
+		t.Fatalf("added %d rows of %d", added, perImage)
+	}
+	after, _ := d.Score(ctx, part, perImage, -1)
+	for i := range after {
+		if float64(after[i]) > r+1e-4 {
+			t.Errorf("row %d: distance %v after extending, want <= the covering radius %v (before %v)", i, after[i], r, before[i])
+		}
+	}
+	var cfg PatchCoreConfig
+	if err := json.Unmarshal(d.Config(), &cfg); err != nil || cfg.Added != added || cfg.Rows != 128+added {
+		t.Errorf("config after extending: %+v (%v), want %d added of %d rows", cfg, err, added, 128+added)
+	}
+	// Leave-one-out still works on a fitted bank with added rows.
+	if _, err := d.Score(ctx, part, perImage, 0); err != nil {
+		t.Errorf("leave-one-out after extending: %v", err)
+	}
+	// A part far from everything, repeatedly: the bank stops growing with a
+	// clear error and is unchanged by the refused call.
+	var refused error
+	for k := 0; k < 20 && refused == nil; k++ {
+		far := randRows(rng, perImage, dim)
+		for i := range far {
+			far[i] += float32(20 * (k + 1))
+		}
+		_, refused = d.(Extender).Extend(ctx, far, perImage)
+	}
+	if refused == nil || !strings.Contains(refused.Error(), "recalibrate") {
+		t.Fatalf("bank grew without bound: last error %v", refused)
+	}
+	if err := json.Unmarshal(d.Config(), &cfg); err != nil || cfg.Added > int(MaxExtend*128) {
+		t.Errorf("added %d rows, beyond the bound %d", cfg.Added, int(MaxExtend*128))
 	}
 }

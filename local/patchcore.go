@@ -39,6 +39,12 @@ type PatchCoreConfig struct {
 	Seed    int64 `json:"seed"`
 	Dim     int   `json:"dim,omitempty"`
 	Rows    int   `json:"rows,omitempty"`
+	// Radius is how close every good patch seen at calibration lies to the
+	// bank (the coreset's covering radius): a confirmed-good patch farther
+	// than that is new to the bank, one nearer is already covered.
+	Radius float64 `json:"radius,omitempty"`
+	// Added counts rows taken from confirmed-good parts after calibration.
+	Added int `json:"added,omitempty"`
 }
 
 // MaxBankRows bounds a stored bank: 2^22 rows of width up to 4096 would
@@ -79,10 +85,11 @@ func (p *PatchCore) Fit(ctx context.Context, x []float32, n, dim int, owner []in
 	if n < 1 || dim < 1 || len(x) != n*dim || len(owner) != n {
 		return fmt.Errorf("patchcore: %d values and %d owners for %d rows of %d", len(x), len(owner), n, dim)
 	}
-	idx, err := coreset(ctx, x, n, dim, p.Cfg.MaxBank, p.Cfg.ProjDim, p.Cfg.Seed)
+	idx, radius, err := coreset(ctx, x, n, dim, p.Cfg.MaxBank, p.Cfg.ProjDim, p.Cfg.Seed)
 	if err != nil {
 		return err
 	}
+	p.Cfg.Radius, p.Cfg.Added = radius, 0
 	p.dim, p.m = dim, len(idx)
 	p.bank = make([]float32, p.m*dim)
 	p.owner = make([]int32, p.m)
@@ -189,13 +196,17 @@ func rowNorms(x []float32, n, dim int) []float32 {
 // step takes the row farthest from those already taken, so rare patches
 // (a part's edge, a marking) stay covered while near-duplicates go.
 // Distances are measured in a random projection to proj dimensions.
-func coreset(ctx context.Context, x []float32, n, dim, k, proj int, seed int64) ([]int, error) {
+//
+// radius is the largest distance of a row to the rows taken (0 when every
+// row is taken), in the projection's units, which a random projection
+// scaled by 1/sqrt(proj) keeps close to the full space's.
+func coreset(ctx context.Context, x []float32, n, dim, k, proj int, seed int64) (idx []int, radius float64, err error) {
 	if n <= k {
 		idx := make([]int, n)
 		for i := range idx {
 			idx[i] = i
 		}
-		return idx, nil
+		return idx, 0, nil
 	}
 	ib.Use()
 	z, zd := x, dim
@@ -222,7 +233,7 @@ func coreset(ctx context.Context, x []float32, n, dim, k, proj int, seed int64) 
 	for len(picked) < k {
 		if len(picked)%256 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		picked = append(picked, cur)
@@ -237,6 +248,73 @@ func coreset(ctx context.Context, x []float32, n, dim, k, proj int, seed int64) 
 			}
 		}
 		cur = far
+		radius = math.Sqrt(float64(max(farD, 0)))
 	}
-	return picked, nil
+	return picked, radius, nil
+}
+
+// MaxExtend bounds the rows Extend may add beyond the calibrated bank, as a
+// share of MaxBank: scoring time grows with the bank, and a line that keeps
+// confirming new kinds of good parts needs a recalibration, not an ever
+// larger bank.
+const MaxExtend = 1.0
+
+// Extend implements Extender: a greedy cover of the confirmed-good rows at
+// the bank's covering radius joins the bank, so the bank covers the part as
+// closely as it covers the calibration parts (the coreset's promise), and
+// no more rows than that. It refuses, changing nothing, when the bank would
+// grow beyond MaxExtend x MaxBank added rows.
+func (p *PatchCore) Extend(ctx context.Context, x []float32, n int) (int, error) {
+	d, err := p.Score(ctx, x, n, -1)
+	if err != nil {
+		return 0, err
+	}
+	cover := p.Cfg.Radius
+	var add []int
+	for {
+		far, farD := -1, float32(cover)
+		for i, v := range d {
+			if v > farD {
+				far, farD = i, v
+			}
+		}
+		if far < 0 {
+			break
+		}
+		add = append(add, far)
+		row := x[far*p.dim : (far+1)*p.dim]
+		for i := range d {
+			if d[i] <= float32(cover) {
+				continue
+			}
+			var s float32
+			for j, v := range x[i*p.dim : (i+1)*p.dim] {
+				t := v - row[j]
+				s += t * t
+			}
+			d[i] = min(d[i], float32(math.Sqrt(float64(s))))
+		}
+	}
+	if limit := int(MaxExtend * float64(p.Cfg.MaxBank)); p.Cfg.Added+len(add) > limit {
+		return 0, fmt.Errorf("patchcore: %d new patches would take the rows added since calibration to %d, beyond %d: recalibrate with these parts among the good ones", len(add), p.Cfg.Added+len(add), limit)
+	}
+	if p.m+len(add) > MaxBankRows {
+		return 0, fmt.Errorf("patchcore: bank would exceed %d rows", MaxBankRows)
+	}
+	bank := make([]float32, 0, (p.m+len(add))*p.dim)
+	bank = append(bank, p.bank...)
+	for _, i := range add {
+		bank = append(bank, x[i*p.dim:(i+1)*p.dim]...)
+	}
+	// A new slice, not an append in place: a loaded bank aliases the model
+	// file's tensor, which the running inspector may still be reading.
+	p.bank, p.m = bank, p.m+len(add)
+	p.norms = rowNorms(p.bank, p.m, p.dim)
+	if p.owner != nil {
+		for range add {
+			p.owner = append(p.owner, -1)
+		}
+	}
+	p.Cfg.Added += len(add)
+	return len(add), nil
 }

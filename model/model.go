@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"time"
@@ -91,6 +92,35 @@ type Training struct {
 	GoodScores []float64 `json:"good_scores,omitempty"` // out-of-sample, sorted
 	Created    time.Time `json:"created"`
 	Host       string    `json:"host,omitempty"`
+	// Choice is how the transformations were chosen, when calibration
+	// compared candidate sets (patch methods by default).
+	Choice *TransformChoice `json:"transform_choice,omitempty"`
+	// ConfirmedGood counts parts added after calibration because an
+	// operator confirmed them good; Parent is the model they were added to.
+	ConfirmedGood int    `json:"confirmed_good,omitempty"`
+	Parent        string `json:"parent,omitempty"`
+}
+
+// TransformChoice records the candidate transformation sets calibration
+// tried on the good parts and the evidence it chose by, so an audit can see
+// why a product was treated as rotation-invariant or not.
+type TransformChoice struct {
+	Chosen string `json:"chosen"`
+	// Probes is how many synthetic small defects, drawn on the good parts,
+	// each candidate was judged on.
+	Probes     int                 `json:"probes"`
+	Candidates []CandidateEvidence `json:"candidates"`
+}
+
+// CandidateEvidence is one candidate's result: the share of probes above
+// the threshold its own leave-one-out good scores give at the target
+// false-reject rate, and the median of log(probe score / that threshold).
+type CandidateEvidence struct {
+	Name         string  `json:"name"`
+	TrainViews   int     `json:"train_views"`
+	Threshold    float64 `json:"threshold"`
+	Caught       float64 `json:"caught"`
+	MedianMargin float64 `json:"median_margin"`
 }
 
 // TensorInfo locates one tensor in weights.bin.
@@ -331,4 +361,29 @@ func FileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// PrevSuffix names the previous version SaveVersion keeps beside a model.
+const PrevSuffix = ".prev"
+
+// SaveVersion saves a new version of the model at path, keeping the file it
+// replaces at path+PrevSuffix for rollback (mv it back and reload). Both
+// writes are atomic: a crash leaves either version whole at path.
+func SaveVersion(path string, man Manifest, tensors []Tensor) error {
+	old, err := os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("keeping the previous model: %w", err)
+	default:
+		err := durable.Write(path+PrevSuffix, 0o644, func(w io.Writer) error {
+			_, err := io.Copy(w, io.LimitReader(old, MaxFileBytes+1))
+			return err
+		})
+		old.Close()
+		if err != nil {
+			return fmt.Errorf("keeping the previous model: %w", err)
+		}
+	}
+	return Save(path, man, tensors)
 }

@@ -39,6 +39,7 @@ const (
 	maxThresholdValue = 1e300    // finite and usable in arithmetic
 	maxBackboneName   = 4096     // backbone file name
 	maxMethodBytes    = 64       // method name
+	maxCandidates     = 64       // transformation candidates recorded
 )
 
 // MethodBounds checks one method's stored configuration (Manifest.MethodConfig)
@@ -116,6 +117,19 @@ func (m *Manifest) Validate(weights int) error {
 	}
 	if n := len(m.Training.GoodScores); n > MaxGoodScores {
 		return fmt.Errorf("training: %d good scores, at most %d", n, MaxGoodScores)
+	}
+	if len(m.Training.Parent) > maxNameBytes {
+		return fmt.Errorf("training: parent model id of %d bytes, at most %d", len(m.Training.Parent), maxNameBytes)
+	}
+	if c := m.Training.Choice; c != nil {
+		if n := len(c.Candidates); n > maxCandidates {
+			return fmt.Errorf("training: %d transformation candidates, at most %d", n, maxCandidates)
+		}
+		for _, e := range append([]CandidateEvidence{{Name: c.Chosen}}, c.Candidates...) {
+			if len(e.Name) > maxNameBytes {
+				return fmt.Errorf("training: transformation candidate name of %d bytes, at most %d", len(e.Name), maxNameBytes)
+			}
+		}
 	}
 	if len(m.Method) > maxMethodBytes || strings.ContainsFunc(string(m.Method), func(r rune) bool { return r < ' ' || r > '~' }) {
 		return fmt.Errorf("method name %.64q is not a short printable name", m.Method)

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -219,6 +220,19 @@ func TestCalibratedInspector(t *testing.T) {
 				if goodMem[i].Defect != (goodMem[i].Score > goodMem[i].Threshold) {
 					t.Errorf("image %d: verdict %v for score %v at threshold %v", i, goodMem[i].Defect, goodMem[i].Score, goodMem[i].Threshold)
 				}
+			}
+
+			// Confirmed-good parts: patch banks take them as a new
+			// version, pooled densities refuse (they would need a refit).
+			man, tensors, _, err := mem.AddGood(context.Background(), fx.model, held[:1])
+			if local.Is(string(method)) {
+				if err != nil {
+					t.Errorf("adding a good part: %v", err)
+				} else if man.Training.ConfirmedGood != 1 || man.Training.Parent != fx.model.Manifest.ID || len(tensors) != len(fx.model.Tensors) {
+					t.Errorf("new version: %d confirmed, parent %q, %d tensors (had %d)", man.Training.ConfirmedGood, man.Training.Parent, len(tensors), len(fx.model.Tensors))
+				}
+			} else if !errors.Is(err, pipeline.ErrCannotLearn) {
+				t.Errorf("adding a good part to %s: %v, want ErrCannotLearn", method, err)
 			}
 
 			badRes := scores(t, disk, bad, true)

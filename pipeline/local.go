@@ -156,6 +156,15 @@ func (l *Local) Map(ctx context.Context, ex *features.Extractor, part gocv.Mat, 
 	if err != nil {
 		return nil, err
 	}
+	return l.MapRows(ctx, rows, h, w, angles, exclude)
+}
+
+// MapRows is Map on patch rows already extracted, one row set per angle
+// (calibration scores the same rows against several candidate models).
+func (l *Local) MapRows(ctx context.Context, rows [][]float32, h, w int, angles []float64, exclude int32) ([]float32, error) {
+	if len(rows) != len(angles) {
+		return nil, fmt.Errorf("local: %d row sets for %d angles", len(rows), len(angles))
+	}
 	acc := make([]float32, HeatSize*HeatSize)
 	for i, a := range angles {
 		s, err := l.Dens.Score(ctx, rows[i], h*w, exclude)

@@ -35,7 +35,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
 	top := fs.Float64("top", 0.01, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	normFloor := fs.Float64("norm-floor", 0.5, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
-	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle) or rotate (full circle)")
+	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods' default: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects, keep the best)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
 	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")
@@ -96,7 +96,13 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 		if set["max-bank"] {
 			c.Local.Density = []byte(fmt.Sprintf(`{"max_bank":%d,"proj_dim":128,"seed":%d}`, *maxBank, *seed))
 		}
-		if set["mode"] || set["max-angle"] || set["jitter"] {
+		if set["train-views"] || set["transforms"] {
+			c.Choose = nil
+		}
+		if set["mode"] && *mode == "auto" {
+			c.Choose = calibration.Candidates()
+		} else if set["mode"] || set["max-angle"] || set["jitter"] {
+			c.Choose = nil
 			c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
 			if c.Transforms.Mode == transform.Small {
 				c.Transforms.MaxAngle = *maxAngle
@@ -210,7 +216,24 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			100*r.TargetFRR, r.Threshold, 100*r.PredictedFRR, 100*r.Low, 100*r.High)
 	}
 	fmt.Fprintln(stdout, "  choose another operating point at run time with INSPECTD_FRR (or INSPECTD_THRESHOLD)")
+	printChoice(stdout, m.Training.Choice)
 	return nil
+}
+
+// printChoice says which transformations calibration kept and on what
+// evidence, so an engineer who knows the product can overrule it (--mode).
+func printChoice(w io.Writer, c *model.TransformChoice) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "  transformations: %s, chosen by %d synthetic small defects drawn on the good parts:\n", c.Chosen, c.Probes)
+	for _, e := range c.Candidates {
+		mark := " "
+		if e.Name == c.Chosen {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "   %s %-16s caught %5.1f%% at its own threshold %.4g, median log margin %+.3f\n", mark, e.Name, 100*e.Caught, e.Threshold, e.MedianMargin)
+	}
 }
 
 func mustID(path string) string {

@@ -36,6 +36,7 @@ func commands() []command {
 		{"demo", "the embedded default: sample video, calibration, broker, daemon, subscriber, summary", runDemo},
 		{"calibrate", "learn a model from good parts (16 is typical)", runCalibrate},
 		{"score", "score images with a model: one JSON line each, optional heatmaps", runScore},
+		{"add-good", "teach a patch model parts an operator confirmed good (a new model version)", runAddGood},
 		{"eval", "calibrate and evaluate on a data set in MVTec AD layout", runEval},
 		{"synth", "write synthetic parts with defects (data set and camera video)", runSynth},
 		{"version", "print the version", runVersion},
@@ -54,7 +55,13 @@ func usage(w io.Writer) {
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	// Every log line goes through redact: no URL's password reaches the journal.
-	slog.SetDefault(slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	// Every command honours INSPECTD_LOG_LEVEL (the daemon checks it again
+	// with its other settings); a bad value leaves info for now.
+	level := slog.LevelInfo
+	if v := os.Getenv("INSPECTD_LOG_LEVEL"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	slog.SetDefault(slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))))
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {

@@ -462,4 +462,62 @@ func TestEndToEndPatchCore(t *testing.T) {
 	if len(lines) != 1 || lines[0].Threshold != m.Manifest.Threshold.Value || math.IsNaN(lines[0].Score) {
 		t.Errorf("score output %+v", lines)
 	}
+	// The transformations were chosen on the good parts, with the evidence
+	// recorded and the chosen set the one the model uses.
+	ch := m.Manifest.Training.Choice
+	if ch == nil || len(ch.Candidates) != len(calibration.Candidates()) || ch.Probes != 32 {
+		t.Fatalf("transform choice %+v: want every candidate judged on 32 probes", ch)
+	}
+	for _, c := range calibration.Candidates() {
+		if c.Name == ch.Chosen && c.Transforms != m.Manifest.Transforms {
+			t.Errorf("chose %s but the model uses transforms %+v", ch.Chosen, m.Manifest.Transforms)
+		}
+	}
+
+	// An operator confirms a good part the model scores highest: it joins
+	// the bank as a new model version, the old one kept for rollback, and
+	// scores lower afterwards.
+	goods, err := calibration.Images([]string{filepath.Join(data, "test", "good")}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modelPath := filepath.Join(out, "model.zip")
+	code, stdout, stderr = run(t, append([]string{"score", "--model", modelPath}, goods...)...)
+	if code != 0 {
+		t.Fatalf("score exit %d: %s", code, stderr)
+	}
+	worst := jsonLines(t, stdout)[0]
+	for _, l := range jsonLines(t, stdout) {
+		if l.Score > worst.Score {
+			worst = l
+		}
+	}
+	code, stdout, stderr = run(t, "add-good", "--model", modelPath, worst.Image)
+	if code != 0 {
+		t.Fatalf("add-good exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	t.Logf("add-good: %s", stdout)
+	nm, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := model.Load(modelPath + model.PrevSuffix)
+	if err != nil {
+		t.Fatalf("previous version not kept: %v", err)
+	}
+	if prev.Manifest.ID != m.Manifest.ID || nm.Manifest.Training.Parent != m.Manifest.ID || nm.Manifest.Training.ConfirmedGood != 1 || nm.Manifest.ID == m.Manifest.ID {
+		t.Errorf("versions: prev %s, new %s from %s with %d confirmed; want prev %s", prev.Manifest.ID, nm.Manifest.ID,
+			nm.Manifest.Training.Parent, nm.Manifest.Training.ConfirmedGood, m.Manifest.ID)
+	}
+	code, stdout, stderr = run(t, "score", "--model", modelPath, worst.Image)
+	if code != 0 {
+		t.Fatalf("score exit %d: %s", code, stderr)
+	}
+	if again := jsonLines(t, stdout)[0]; !(again.Score < worst.Score) || again.Threshold != worst.Threshold {
+		t.Errorf("confirmed-good part scored %v (threshold %v) after joining the bank, %v (%v) before", again.Score, again.Threshold, worst.Score, worst.Threshold)
+	}
+	// A model that is not there: refused.
+	if code, _, stderr = run(t, "add-good", "--model", filepath.Join(t.TempDir(), "missing.zip"), worst.Image); code == 0 {
+		t.Errorf("add-good on a missing model succeeded")
+	}
 }
