@@ -35,6 +35,8 @@ type Daemon struct {
 	DriftWindow    int           `envconfig:"DRIFT_WINDOW" default:"50" desc:"recent scores whose median is compared with the reference for drift"`
 	DriftLimit     float64       `envconfig:"DRIFT_LIMIT" default:"1" desc:"drift when that median moves this many robust deviations (of log scores)"`
 	FeedbackMemory int           `envconfig:"FEEDBACK_MEMORY" default:"5000" desc:"recent events remembered (by event id and part id) for operator feedback"`
+	LearnGood      bool          `envconfig:"LEARN_GOOD" default:"true" desc:"a rejected part an operator confirms good (feedback topic) joins the model's good parts when its method allows it (patchcore): a new model version at INSPECTD_MODEL, the previous kept as .prev, then reloaded"`
+	LearnKeep      int           `envconfig:"LEARN_KEEP" default:"32" desc:"frames of the most recently rejected parts kept in memory for LEARN_GOOD"`
 	StateDir       string        `envconfig:"STATE_DIR" desc:"refinement state and confirmed-defect evidence (default: the parent of SPOOL_DIR)"`
 	Heatmaps       bool          `envconfig:"HEATMAPS" default:"true" desc:"publish a JPEG heatmap overlay with each event"`
 	HeatmapAll     bool          `envconfig:"HEATMAP_ALL" default:"false" desc:"heatmaps for good parts too (default: defects only)"`
@@ -117,6 +119,8 @@ func (d *Daemon) Validate() error {
 		return bad("DRIFT_LIMIT", d.DriftLimit, "want 0 < limit <= 100")
 	case d.FeedbackMemory < 1 || d.FeedbackMemory > 1_000_000:
 		return bad("FEEDBACK_MEMORY", d.FeedbackMemory, "want 1..1000000")
+	case d.LearnKeep < 1 || d.LearnKeep > 1024:
+		return bad("LEARN_KEEP", d.LearnKeep, "want 1..1024")
 	case d.JPEGQuality < 1 || d.JPEGQuality > 100:
 		return bad("JPEG_QUALITY", d.JPEGQuality, "want 1..100")
 	case d.Events != "inspection" && d.Events != "defect":
@@ -176,6 +180,7 @@ func (d *Daemon) operatingDefaults() {
 	d.DriftWindow = cmp.Or(d.DriftWindow, 50)
 	d.DriftLimit = cmp.Or(d.DriftLimit, 1)
 	d.FeedbackMemory = cmp.Or(d.FeedbackMemory, 5000)
+	d.LearnKeep = cmp.Or(d.LearnKeep, 32)
 }
 
 // Refining reports whether refinement runs: INSPECTD_REFINE=on and no fixed

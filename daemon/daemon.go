@@ -69,6 +69,7 @@ type Daemon struct {
 	evidenceMu sync.Mutex
 	evidence   [][]byte // confirmed-defect lines, loaded on first use
 	fbDone     chan struct{}
+	rejected   *rejectedFrames // nil unless INSPECTD_LEARN_GOOD
 
 	// OnEvent, when set, is called after each event is queued (tests, demo).
 	OnEvent func(alerts.Event)
@@ -111,6 +112,9 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	}
 	d := &Daemon{cfg: cfg, log: log, version: version, hup: hup, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
 		resume: make(chan struct{}, 1), bootID: alerts.NewID()}
+	if cfg.LearnGood {
+		d.rejected = newRejectedFrames(max(cfg.LearnKeep, 1))
+	}
 	d.setState(alerts.StateStarting)
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state directory (INSPECTD_STATE_DIR): %w", err)
@@ -577,6 +581,9 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, id, partID strin
 	}
 	d.met.inspections.WithLabelValues(string(verdict)).Inc()
 	d.met.scores.Observe(res.Score / threshold)
+	if defect {
+		d.keepRejected(ev.ID, fr.Mat)
+	}
 	d.recent.add(record{EventID: ev.ID, PartID: ev.PartID, Seq: ev.Seq, Time: time.Now().UTC(), Score: ev.Score, Threshold: threshold,
 		Verdict: verdict, ModelID: ev.ModelID, key: l.key}, d.cfg.FeedbackMemory)
 	d.observe(l, res.Score)

@@ -51,11 +51,18 @@ const partSize = 96
 type fixture struct {
 	dir, model, backbone, ortLib string
 	broker                       *testenv.Mosquitto
+	method                       model.Method // "": the Gaussian baseline
 }
 
 func newFixture(t *testing.T, seed int64) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), ortLib: testenv.RequireORT(t)}
+	return newFixtureFor(t, seed, "")
+}
+
+// newFixtureFor calibrates the fixture's model with the given method.
+func newFixtureFor(t *testing.T, seed int64, method model.Method) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), ortLib: testenv.RequireORT(t), method: method}
 	f.broker = testenv.StartMosquitto(t)
 	f.backbone = filepath.Join(f.dir, "tiny.onnx")
 	if err := tiny.WriteFile(f.backbone, 3); err != nil {
@@ -77,6 +84,11 @@ func (f *fixture) calibrate(t *testing.T, path string, seed int64) string {
 	cfg := calibration.Defaults()
 	cfg.Features = features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: []int{64, 32}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
 	cfg.Method, cfg.TrainViews, cfg.TestViews, cfg.Folds, cfg.Seed = model.Gaussian, 2, 2, 2, seed
+	if f.method != "" {
+		fc := cfg.Features
+		cfg = calibration.DefaultsFor(f.method)
+		cfg.Features, cfg.Features.Scales, cfg.Choose, cfg.Seed = fc, []int{64}, nil, seed
+	}
 	rt, err := rc.Open(cfg.Features.Taps)
 	if err != nil {
 		t.Fatal(err)

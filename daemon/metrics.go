@@ -30,6 +30,7 @@ type metrics struct {
 	drift            prometheus.Gauge
 	feedback         *prometheus.CounterVec
 	feedbackDropped  prometheus.CounterFunc
+	learned          *prometheus.CounterVec
 }
 
 func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metrics {
@@ -65,9 +66,11 @@ func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metr
 			Help: "Operator feedback by result: false_reject, good, defect, missed_defect, unknown_event, duplicate, invalid."}, []string{"result"}),
 		feedbackDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_feedback_dropped_total",
 			Help: "Feedback messages dropped because they came faster than they were handled."}, feedbackDropped),
+		learned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_learned_total",
+			Help: "Confirmed-good rejected parts offered to the model (INSPECTD_LEARN_GOOD) by result: added (new model version), covered (nothing new), no_frame (no longer kept), refused (method or bound), failed."}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureErrors, m.spoolDepth, m.errors, m.info, m.reloads,
-		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped)
+		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned)
 	return m
 }
 

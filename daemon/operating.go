@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -295,6 +296,10 @@ const (
 	fbInvalid     = "invalid"       // refused message
 )
 
+// learnTimeout bounds learning one confirmed-good part (one backbone run,
+// a model file written and reloaded).
+const learnTimeout = 2 * time.Minute
+
 // feedbackLoop takes operator verdicts until the publisher closes.
 func (d *Daemon) feedbackLoop(ch <-chan alerts.Feedback) {
 	var lastWarn time.Time
@@ -343,6 +348,12 @@ func (d *Daemon) handleFeedback(fb alerts.Feedback) string {
 			d.saveState(a)
 		}
 		if rejected {
+			if sameModel && d.rejected != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), learnTimeout)
+				res := d.learnGood(ctx, rec.EventID)
+				cancel()
+				d.met.learned.WithLabelValues(res).Inc()
+			}
 			return fbFalseReject
 		}
 		return fbGood
