@@ -74,10 +74,22 @@ func Open(ctx context.Context, cfg Config) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind == KindHotFolder {
-		return openHotFolder(ctx, cfg, target)
+	lock, err := lockSource(kind, target)
+	if err != nil {
+		return nil, err
 	}
-	return openLive(ctx, cfg, kind, target, openGoCV), nil
+	if kind == KindHotFolder {
+		h, err := openHotFolder(ctx, cfg, target)
+		if err != nil {
+			lock.release()
+			return nil, err
+		}
+		h.lock = lock
+		return h, nil
+	}
+	s := openLive(ctx, cfg, kind, target, openGoCV)
+	s.lock = lock
+	return s, nil
 }
 
 // State is where a source is in its life.

@@ -46,6 +46,7 @@ var crashReason = errors.New("inspectd stopped while decoding or inspecting this
 // hotFolder delivers image files dropped into a folder, each exactly once
 // per acknowledgement: oldest first, never a file still being written.
 type hotFolder struct {
+	lock    *sourceLock // the folder's flock, released by Close
 	cfg     Config
 	dir     string
 	name    string
@@ -425,6 +426,7 @@ func (h *hotFolder) Close() error {
 		h.unmark(name)
 	}
 	h.mu.Unlock()
+	h.lock.release()
 	return nil
 }
 

@@ -165,6 +165,7 @@ func TestHotFolderRestartRedeliversOnlyUnacked(t *testing.T) {
 	if strings.Join(got, ",") != "2.png,4.png" {
 		t.Fatalf("after restart delivered %v, want the unacked [2.png 4.png]", got)
 	}
+	second.Close()
 	third := mustOpen(t, hotConfig(dir))
 	if got := drain(t, third, 100*time.Millisecond, false); len(got) != 0 {
 		t.Fatalf("third start redelivered %v", got)
@@ -447,7 +448,11 @@ func TestHotFolderCrashMarker(t *testing.T) {
 			}
 			if c.cleanStop {
 				first.Close()
-			} // else: the process "dies" holding a.png (no Ack, no Close)
+			} else {
+				// The process "dies" holding a.png (no Ack, no Close): the
+				// kernel drops its lock on the folder.
+				first.(*hotFolder).lock.release()
+			}
 			writeOld(t, filepath.Join(dir, "b.png"), png, time.Minute)
 			next := mustOpen(t, hotConfig(dir))
 			got := drain(t, next, 300*time.Millisecond, true)

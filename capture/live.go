@@ -17,6 +17,7 @@ import (
 // goroutine per connection ("session") owns the backend and publishes into a
 // one-frame slot; a supervisor goroutine restarts sessions that fail or stall.
 type liveSource struct {
+	lock    *sourceLock // the device node's flock, released by Close
 	cfg     Config
 	kind    Kind
 	target  string
@@ -142,6 +143,7 @@ func (s *liveSource) Status() Status {
 func (s *liveSource) Close() error {
 	s.cancel()
 	<-s.done
+	s.lock.release()
 	return nil
 }
 

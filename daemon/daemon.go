@@ -53,6 +53,7 @@ type Daemon struct {
 	state    atomic.Pointer[string]
 	beat     atomic.Int64 // unix nanos of the loop's last sign of life
 	httpAddr atomic.Pointer[string]
+	ln       net.Listener // /metrics and /healthz, bound in New; nil when off
 	seq      atomic.Uint64
 
 	rateMu      sync.Mutex
@@ -116,6 +117,20 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		d.rejected = newRejectedFrames(max(cfg.LearnKeep, 1))
 	}
 	d.setState(alerts.StateStarting)
+	// The metrics address is bound first, before the model is loaded or the
+	// broker is touched: a second camera's instance left on the first one's
+	// port fails at once with a setting to fix, and never connects with
+	// its client id or opens its camera.
+	if cfg.HTTPAddr != "" {
+		if d.ln, err = listen(cfg.HTTPAddr); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.ln.Close()
+			}
+		}()
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state directory (INSPECTD_STATE_DIR): %w", err)
 	}
@@ -173,6 +188,24 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		return nil, err
 	}
 	return d, nil
+}
+
+// ErrListen wraps a metrics address (INSPECTD_HTTP_ADDR) that cannot be
+// bound: a setting to fix, not a fault a restart would cure.
+var ErrListen = errors.New("metrics address unusable")
+
+// listen binds the metrics address, explaining the usual cause when it is
+// taken: another camera's instance on the same host with the same port.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%w: INSPECTD_HTTP_ADDR=%s is in use by another process, often another camera's inspectd on this host: give each camera its own port in /etc/inspectd/<camera>.env (cam0 9464, cam1 9465, ...) or INSPECTD_HTTP_ADDR= to switch it off: %w", ErrListen, addr, err)
+	default:
+		return nil, fmt.Errorf("%w: INSPECTD_HTTP_ADDR=%s: %w", ErrListen, addr, err)
+	}
 }
 
 func (d *Daemon) imageLimits() imageops.Limits {
@@ -243,16 +276,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(d.hup)
 
 	var srv *http.Server
-	if d.cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", d.cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("metrics endpoint %s: %w", d.cfg.HTTPAddr, err)
-		}
+	if d.ln != nil {
 		srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		a := ln.Addr().String()
+		go srv.Serve(d.ln)
+		a := d.ln.Addr().String()
 		d.httpAddr.Store(&a)
-		d.log.Info("metrics and health", "addr", ln.Addr().String())
+		d.log.Info("metrics and health", "addr", a)
 	}
 
 	d.setState(alerts.StateRunning)

@@ -71,6 +71,7 @@ deps=$(cd "$work/src" && dpkg-shlibdeps -O "$deps_bin" "$deps_ort" 2>"$work/shli
 install -D -m 0755 "$bin" "$pkg/usr/bin/inspectd"
 install -D -m 0644 systemd/inspectd@.service "$pkg/lib/systemd/system/inspectd@.service"
 install -D -m 0644 systemd/cam0.env.example "$pkg/etc/inspectd/cam0.env.example"
+install -D -m 0644 systemd/cam1.env.example "$pkg/etc/inspectd/cam1.env.example"
 install -D -m 0644 README.md "$pkg/usr/share/doc/inspectd/README.md"
 install -D -m 0644 "$ort" "$pkg/usr/lib/inspectd/libonnxruntime.so.1"
 for p in "$(dirname "$ort")"/libonnxruntime_providers_*.so; do
@@ -106,7 +107,7 @@ Description: edge inspection daemon (DifferNet anomaly detection on camera frame
  CNN features, and publishes verdicts over MQTT. One systemd instance per
  camera: systemctl enable --now inspectd@cam0 reads /etc/inspectd/cam0.env.
 TXT
-echo /etc/inspectd/cam0.env.example >"$pkg/DEBIAN/conffiles"
+printf '%s\n' /etc/inspectd/cam0.env.example /etc/inspectd/cam1.env.example >"$pkg/DEBIAN/conffiles"
 
 # The unit is a template enabled per camera by the administrator, so the
 # scripts only make systemd see it and restart the instances on upgrade; the

@@ -122,8 +122,12 @@ func TestDebInstall(t *testing.T) {
 			dpkg("--install", deb)
 			if st := dpkg("--status", "inspectd"); !strings.Contains(st, "Status: install ok installed") {
 				t.Errorf("after install, dpkg --status:\n%s", st)
-			} else if !strings.Contains(st, "/etc/inspectd/cam0.env.example ") {
-				t.Errorf("cam0.env.example is not a registered conffile:\n%s", st)
+			} else {
+				for _, c := range []string{"cam0", "cam1"} {
+					if !strings.Contains(st, "/etc/inspectd/"+c+".env.example ") {
+						t.Errorf("%s.env.example is not a registered conffile:\n%s", c, st)
+					}
+				}
 			}
 
 			for _, f := range []struct {
@@ -133,6 +137,7 @@ func TestDebInstall(t *testing.T) {
 				{"usr/bin/inspectd", "", 0o755},
 				{"lib/systemd/system/inspectd@.service", "systemd/inspectd@.service", 0o644},
 				{"etc/inspectd/cam0.env.example", "systemd/cam0.env.example", 0o644},
+				{"etc/inspectd/cam1.env.example", "systemd/cam1.env.example", 0o644},
 				{"usr/share/doc/inspectd/README.md", "README.md", 0o644},
 				{"usr/lib/inspectd/libonnxruntime.so.1", ".deps/onnxruntime/" + tc.ortArch + "/libonnxruntime.so.1", 0o644},
 			} {

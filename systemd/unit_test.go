@@ -53,3 +53,35 @@ func TestUnitEssentials(t *testing.T) {
 		}
 	}
 }
+
+// The env files of two cameras on one host must not collide: each its own
+// metrics port and camera source, and none sets what the unit derives from
+// the instance name (camera id, hence client id and topics; model; spool).
+func TestCameraEnvFilesDoNotCollide(t *testing.T) {
+	read := func(name string) map[string]string {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+				env[k] = v
+			}
+		}
+		return env
+	}
+	cams := []map[string]string{read("cam0.env.example"), read("cam1.env.example")}
+	for _, k := range []string{"INSPECTD_HTTP_ADDR", "INSPECTD_SOURCE"} {
+		if cams[0][k] == "" || cams[0][k] == cams[1][k] {
+			t.Errorf("%s: cam0 %q, cam1 %q; want set and different", k, cams[0][k], cams[1][k])
+		}
+	}
+	for i, env := range cams {
+		for _, k := range []string{"INSPECTD_CAMERA", "INSPECTD_MQTT_CLIENT_ID", "INSPECTD_MODEL", "INSPECTD_SPOOL_DIR", "INSPECTD_STATE_DIR"} {
+			if v, ok := env[k]; ok {
+				t.Errorf("cam%d.env.example sets %s=%s: the unit derives it from the instance, and a copied file would share it", i, k, v)
+			}
+		}
+	}
+}

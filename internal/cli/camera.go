@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,12 @@ func captureGood(ctx context.Context, count int, interval time.Duration, roi, sa
 	}
 	kind, _, _ := capture.ParseURI(dc.Source)
 	src, err := capture.Open(ctx, capture.Config{URI: dc.Source, StallTimeout: dc.StallTimeout})
+	if errors.Is(err, capture.ErrBusy) {
+		// The daemon of this camera holds it: taking its frames (or its
+		// hot folder's parts) would leave parts uninspected.
+		return nil, nil, fmt.Errorf("camera: %w: stop the service of this camera first, calibrate, then start it with the new model:\n"+
+			"  systemctl stop inspectd@%s\n  inspectd calibrate --camera --out <INSPECTD_MODEL> ...\n  systemctl start inspectd@%s", err, dc.Camera, dc.Camera)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("camera: %w", err)
 	}

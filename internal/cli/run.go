@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +43,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// the reload handler, so a reload requested now cannot kill the process.
 	log.Info("inspectd starting", "version", Version, "model", cfg.Model)
 	d, err := daemon.New(ctx, cfg, log, Version)
+	if errors.Is(err, daemon.ErrListen) {
+		// Restarting cannot free the port another instance holds: without
+		// exit 78 the unit would restart forever.
+		return configError{err}
+	}
 	if err != nil {
 		return err
 	}
