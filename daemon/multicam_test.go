@@ -175,4 +175,3 @@ func TestCalibrateWhileServiceRuns(t *testing.T) {
 		t.Errorf("after restart: status model %s, last event's %s; want the new %s", d2.Status().ModelID, events[len(events)-1].ModelID, m.Manifest.ID)
 	}
 }
-
