@@ -94,6 +94,10 @@ type Config struct {
 	// SetStatus calls in between are merged (the latest wins).
 	StatusInterval time.Duration
 
+	// Commands subscribes to <prefix>/<camera>/{threshold,inspection,model}/set
+	// and delivers their messages on Publisher.Commands.
+	Commands bool
+
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

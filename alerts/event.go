@@ -59,7 +59,7 @@ type Event struct {
 type Status struct {
 	Schema            string  `json:"schema"`
 	Camera            string  `json:"camera"`
-	State             string  `json:"state"`
+	State             State   `json:"state"`
 	FPS               float64 `json:"fps"`
 	InspectionsPerSec float64 `json:"inspections_per_s"`
 	LastError         string  `json:"last_error,omitempty"`
@@ -112,13 +112,18 @@ type ThresholdChange struct {
 	Time        time.Time `json:"time,omitzero"`
 }
 
-// Suggested Status.State values.
+// State is where a daemon (or a calibration run) is, the status's "state".
+type State string
+
+// Status.State values.
 const (
-	StateStarting    = "starting"
-	StateRunning     = "running"
-	StateCalibrating = "calibrating"
-	StateDegraded    = "degraded" // running, but something needs attention (see last_error)
-	StateStopping    = "stopping"
+	StateStarting    State = "starting"
+	StateRunning     State = "running"
+	StateCalibrating State = "calibrating"
+	StateDegraded    State = "degraded" // running, but something needs attention (see last_error)
+	StatePaused      State = "paused"   // inspection switched off by a command
+	StateEnded       State = "ended"    // the video file (without loop) has ended; the daemon stays up
+	StateStopping    State = "stopping"
 )
 
 // Trigger is one message received on <prefix>/<camera>/trigger: inspect the

@@ -66,6 +66,8 @@ type Topics struct {
 	Status       string // retained status JSON
 	Trigger      string // subscribed; payload is a part id
 	Feedback     string // subscribed; operator verdicts (JSON, see Feedback)
+
+	base string // <prefix>/<camera>/, under which CommandTopic and StateTopic are
 }
 
 // TopicsFor returns the topics under <prefix>/<camera>/.
@@ -78,6 +80,7 @@ func TopicsFor(prefix, camera string) Topics {
 		Status:       base + "status",
 		Trigger:      base + "trigger",
 		Feedback:     base + "feedback",
+		base:         base,
 	}
 }
 
@@ -113,6 +116,11 @@ type Publisher struct {
 	trigClosed bool
 	triggers   chan Trigger
 	feedback   chan Feedback
+	commands   chan Command
+
+	stateMu      sync.Mutex
+	statePending map[CommandName]string // states not yet acknowledged by the broker
+	stateSent    map[CommandName]string // the last value of each state the broker took
 
 	statusMu   sync.Mutex
 	pending    *Status // newest status not yet sent
@@ -123,8 +131,8 @@ type Publisher struct {
 	dropLogAt  time.Time // last warning about dropped triggers
 	dropLogged uint64    // trigDropped at that warning
 
-	published, skipped, trigDropped, fbDropped atomic.Uint64
-	lastErr                                    atomic.Pointer[string]
+	published, skipped, trigDropped, fbDropped, cmdDropped atomic.Uint64
+	lastErr                                                atomic.Pointer[string]
 }
 
 // New opens the spool and connects. A broker that refuses the credentials or
@@ -152,21 +160,24 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		topics:     TopicsFor(cfg.TopicPrefix, cfg.Camera),
-		spool:      sp,
-		qos:        byte(cfg.QoS),
-		wake:       make(chan struct{}, 1),
-		reconnect:  make(chan struct{}, 1),
-		draining:   make(chan struct{}),
-		runCtx:     runCtx,
-		cancel:     cancel,
-		sendDone:   make(chan struct{}),
-		connCh:     make(chan struct{}),
-		triggers:   make(chan Trigger, triggerBuffer),
-		feedback:   make(chan Feedback, feedbackBuffer),
-		statusWake: make(chan struct{}, 1),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		topics:       TopicsFor(cfg.TopicPrefix, cfg.Camera),
+		spool:        sp,
+		qos:          byte(cfg.QoS),
+		wake:         make(chan struct{}, 1),
+		reconnect:    make(chan struct{}, 1),
+		draining:     make(chan struct{}),
+		runCtx:       runCtx,
+		cancel:       cancel,
+		sendDone:     make(chan struct{}),
+		connCh:       make(chan struct{}),
+		triggers:     make(chan Trigger, triggerBuffer),
+		feedback:     make(chan Feedback, feedbackBuffer),
+		commands:     make(chan Command, commandBuffer),
+		statePending: map[CommandName]string{},
+		stateSent:    map[CommandName]string{},
+		statusWake:   make(chan struct{}, 1),
 	}
 
 	p.opts = mqtt.NewClientOptions()
@@ -344,6 +355,10 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 	if tok := c.Subscribe(p.topics.Feedback, p.qos, p.onFeedback); !tok.WaitTimeout(p.cfg.AckTimeout) || tok.Error() != nil {
 		p.log.Error("alerts: subscribing to feedback topic", "topic", p.topics.Feedback, "err", tok.Error())
 	}
+	if p.cfg.Commands {
+		p.subscribeCommands(c)
+	}
+	p.resendStates()
 	tok := c.Publish(p.topics.Availability, p.qos, true, availabilityOnline)
 	if !tok.WaitTimeout(p.cfg.AckTimeout) || tok.Error() != nil {
 		p.log.Error("alerts: publishing availability", "err", tok.Error())
@@ -702,6 +717,7 @@ func (p *Publisher) statusLoop() {
 		if !p.client().IsConnectionOpen() {
 			continue // onConnect pokes again
 		}
+		p.sendStates(ctx)
 		p.statusMu.Lock()
 		s := p.pending
 		p.pending = nil
@@ -797,6 +813,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.trigClosed = true
 	close(p.triggers)
 	close(p.feedback)
+	close(p.commands)
 	p.trigMu.Unlock()
 
 	if held, _, lastErr := p.spool.health(); held > 0 {
@@ -825,6 +842,7 @@ type Stats struct {
 	Skipped          uint64 // non-defect events not sent in PerDefect mode
 	TriggersDropped  uint64 // triggers refused (payload) or dropped (queue full)
 	FeedbackDropped  uint64 // feedback messages not delivered because the channel was full
+	CommandsDropped  uint64 // command messages not delivered because the channel was full
 	SpoolHeld        int    // events kept in memory because the spool could not be written
 	SpoolWriteErrors uint64 // failed spool writes (each retried)
 	SpoolError       string // the last spool write error; empty once writes succeed
@@ -845,6 +863,7 @@ func (p *Publisher) Stats() Stats {
 		Skipped:          p.skipped.Load(),
 		TriggersDropped:  p.trigDropped.Load(),
 		FeedbackDropped:  p.fbDropped.Load(),
+		CommandsDropped:  p.cmdDropped.Load(),
 		SpoolHeld:        held,
 		SpoolWriteErrors: writeErrs,
 		SpoolError:       spoolErr,

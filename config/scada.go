@@ -22,6 +22,7 @@ type Scada struct {
 	HomeAssistant     bool   `envconfig:"HOMEASSISTANT" default:"false" desc:"publish Home Assistant MQTT discovery (retained) for this camera; implies HEATMAP_LATEST"`
 	HAPrefix          string `envconfig:"HOMEASSISTANT_PREFIX" default:"homeassistant" desc:"Home Assistant discovery prefix"`
 	HANode            string `envconfig:"HOMEASSISTANT_NODE" desc:"node id in the discovery topics, letters digits _ - (default inspectd_<camera>)"`
+	Commands          bool   `envconfig:"COMMANDS" default:"false" desc:"accept commands on <prefix>/<camera>/{threshold,inspection,model}/set and publish their retained .../state"`
 	HeatmapLatest     bool   `envconfig:"HEATMAP_LATEST" default:"false" desc:"also publish the latest defect heatmap, retained, on <prefix>/<camera>/heatmap/latest"`
 }
 

@@ -50,7 +50,7 @@ type Daemon struct {
 	src      capture.Source
 	met      *metrics
 	lastErr  atomic.Pointer[string]
-	state    atomic.Pointer[string]
+	state    atomic.Pointer[alerts.State]
 	beat     atomic.Int64 // unix nanos of the loop's last sign of life
 	httpAddr atomic.Pointer[string]
 	ln       net.Listener // /metrics and /healthz, bound in New; nil when off
@@ -71,6 +71,7 @@ type Daemon struct {
 	evidence   [][]byte // confirmed-defect lines, loaded on first use
 	fbDone     chan struct{}
 	rejected   *rejectedFrames // nil unless INSPECTD_LEARN_GOOD
+	cmdDone    chan struct{}
 
 	// OnEvent, when set, is called after each event is queued (tests, demo).
 	OnEvent func(alerts.Event)
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	if cfg.FeedbackMemory == 0 {
 		cfg.FeedbackMemory = 5000
 	}
-	d := &Daemon{cfg: cfg, log: log, version: version, hup: hup, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}),
+	d := &Daemon{cfg: cfg, log: log, version: version, hup: hup, recent: newRecent(cfg.FeedbackMemory), fbDone: make(chan struct{}), cmdDone: make(chan struct{}),
 		resume: make(chan struct{}, 1), bootID: alerts.NewID()}
 	if cfg.LearnGood {
 		d.rejected = newRejectedFrames(max(cfg.LearnKeep, 1))
@@ -146,15 +147,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	}
 	d.cur.Store(l)
 	d.updateOperatingMetrics(l)
-	mode := alerts.PerInspection
-	if cfg.Events == "defect" {
-		mode = alerts.PerDefect
-	}
-	d.pub, err = alerts.New(ctx, alerts.Config{
-		Brokers: cfg.Brokers(), TopicPrefix: cfg.TopicPrefix, Camera: cfg.Camera, ClientID: cfg.ClientID,
-		Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
-		Mode: mode, KeepAlive: cfg.KeepAlive, SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, StatusInterval: time.Second, Logger: log,
-	})
+	d.pub, err = alerts.New(ctx, PublisherConfig(cfg, log))
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("MQTT: %w", err)
@@ -188,6 +181,22 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 		return nil, err
 	}
 	return d, nil
+}
+
+// PublisherConfig is the one mapping of the daemon's settings to the MQTT
+// publisher's; `calibrate --camera` starts from it too, then moves to its
+// own sub-tree, client id and spool.
+func PublisherConfig(cfg config.Daemon, log *slog.Logger) alerts.Config {
+	mode := alerts.PerInspection
+	if cfg.Events == "defect" {
+		mode = alerts.PerDefect
+	}
+	return alerts.Config{
+		Brokers: cfg.Brokers(), TopicPrefix: cfg.TopicPrefix, Camera: cfg.Camera, ClientID: cfg.ClientID,
+		Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+		Mode: mode, KeepAlive: cfg.KeepAlive, SpoolDir: cfg.SpoolDir, SpoolMaxBytes: cfg.SpoolMaxBytes, StatusInterval: time.Second,
+		Commands: cfg.Commands, Logger: log,
+	}
 }
 
 // ErrListen wraps a metrics address (INSPECTD_HTTP_ADDR) that cannot be
@@ -268,7 +277,7 @@ func (d *Daemon) setErr(err error) {
 	d.log.Error(s)
 }
 
-func (d *Daemon) setState(s string) { d.state.Store(&s) }
+func (d *Daemon) setState(s alerts.State) { d.state.Store(&s) }
 
 // Run inspects until ctx is cancelled (SIGTERM), then shuts down within
 // ShutdownGrace. SIGHUP reloads the model.
@@ -295,6 +304,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- d.loop(ctx) }()
 	go func() { defer close(d.fbDone); d.feedbackLoop(d.pub.Feedback()) }()
+	go d.commandLoop(d.pub.Commands())
 
 	wd, _ := sdaemon.SdWatchdogEnabled(false)
 	watch := time.NewTicker(max(wd/3, time.Second))
@@ -332,7 +342,8 @@ wait:
 	if err := d.pub.Close(stopCtx); err != nil {
 		d.log.Warn("publisher closed with events left in the spool (sent after restart)", "err", err)
 	}
-	<-d.fbDone // Close closed the feedback channel
+	<-d.fbDone // Close closed the feedback and command channels
+	<-d.cmdDone
 	d.saveState(d.cur.Load())
 	d.cur.Load().Close()
 	if errors.Is(loopErr, context.Canceled) {
@@ -396,7 +407,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			switch {
 			case errors.Is(err, io.EOF):
 				d.log.Info("video source ended", "source", redact.String(d.cfg.Source))
-				d.setState("ended")
+				d.setState(alerts.StateEnded)
 				ended = true
 				reason = errors.New("no frame: the video source has ended")
 			case errors.Is(err, context.DeadlineExceeded):
@@ -683,6 +694,7 @@ func (d *Daemon) Status() alerts.Status {
 func (d *Daemon) publishStatus() {
 	st := d.Status()
 	d.pub.SetStatus(st)
+	d.publishStates(st)
 	d.hookStatus(st)
 }
 

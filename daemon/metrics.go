@@ -17,7 +17,7 @@ type metrics struct {
 	scores        prometheus.Histogram
 	latency       prometheus.Histogram
 	inference     prometheus.Histogram
-	captureErrors prometheus.CounterFunc
+	captureReconnects prometheus.CounterFunc
 	spoolDepth    prometheus.GaugeFunc
 	errors        *prometheus.CounterVec
 	info          *prometheus.GaugeVec
@@ -31,9 +31,10 @@ type metrics struct {
 	feedback         *prometheus.CounterVec
 	feedbackDropped  prometheus.CounterFunc
 	learned          *prometheus.CounterVec
+	commands         *prometheus.CounterVec
 }
 
-func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metrics {
+func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "inspectd_frames_total",
@@ -46,8 +47,8 @@ func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metr
 			Help: "Frame capture to event queued.", Buckets: prometheus.ExponentialBuckets(0.01, 1.6, 16)}),
 		inference: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "inspectd_inference_seconds",
 			Help: "Backbone, flow and heatmap per inspection.", Buckets: prometheus.ExponentialBuckets(0.01, 1.6, 16)}),
-		captureErrors: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_capture_reconnects_total",
-			Help: "Times the camera was reopened after an error or stall."}, captureErrors),
+		captureReconnects: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_capture_reconnects_total",
+			Help: "Times the camera was reopened after an error or stall."}, captureReconnects),
 		spoolDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inspectd_spool_depth",
 			Help: "Events waiting in the on-disk spool for the broker."}, spoolDepth),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_errors_total",
@@ -68,9 +69,11 @@ func newMetrics(captureErrors, spoolDepth, feedbackDropped func() float64) *metr
 			Help: "Feedback messages dropped because they came faster than they were handled."}, feedbackDropped),
 		learned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_learned_total",
 			Help: "Confirmed-good rejected parts offered to the model (INSPECTD_LEARN_GOOD) by result: added (new model version), covered (nothing new), no_frame (no longer kept), refused (method or bound), failed."}, []string{"result"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_commands_total",
+			Help: "MQTT commands (<prefix>/<camera>/<command>/set) by command and result: applied, refused (invalid, out of range, retained) or failed (a model that does not load)."}, []string{"command", "result"}),
 	}
-	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureErrors, m.spoolDepth, m.errors, m.info, m.reloads,
-		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned)
+	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureReconnects, m.spoolDepth, m.errors, m.info, m.reloads,
+		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned, m.commands)
 	return m
 }
 
@@ -94,6 +97,8 @@ func (m *metrics) publisherMetrics(stats func() alerts.Stats) {
 	m.reg.MustRegister(
 		counter("inspectd_triggers_dropped_total", "MQTT triggers refused (payload too large, bad part id) or dropped (queue full).",
 			func(s alerts.Stats) uint64 { return s.TriggersDropped }),
+		counter("inspectd_commands_dropped_total", "MQTT commands dropped because they came faster than they were handled.",
+			func(s alerts.Stats) uint64 { return s.CommandsDropped }),
 		counter("inspectd_spool_dropped_total", "Events dropped, oldest first, because the spool was full.",
 			func(s alerts.Stats) uint64 { return s.Dropped }),
 		counter("inspectd_spool_corrupt_total", "Spool entries moved aside as unreadable.",

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -21,8 +20,9 @@ import (
 )
 
 // StatePaused is the status state while inspection is switched off by a
-// command (Sparkplug DCMD Config/Inspection Enabled = false).
-const StatePaused = "paused"
+// command (inspection/set OFF, Sparkplug DCMD Config/Inspection Enabled =
+// false).
+const StatePaused = alerts.StatePaused
 
 // Hook hears of every inspection and status: the optional SCADA dialects
 // (Sparkplug B, Home Assistant) that run beside the JSON topics. Calls come
@@ -105,7 +105,7 @@ func (d *Daemon) hookStatus(st alerts.Status) {
 }
 
 // SourceCommand is the status's threshold_source while a threshold set by
-// command (Sparkplug DCMD Config/Threshold) is in force.
+// command (MQTT threshold/set or Sparkplug DCMD Config/Threshold) is in force.
 const SourceCommand = "command"
 
 // SetThreshold puts x in force until the daemon stops, over the operating
@@ -113,8 +113,8 @@ const SourceCommand = "command"
 // their state) and across model reloads. It is not saved: a restart is
 // back to the operating point.
 func (d *Daemon) SetThreshold(x float64) error {
-	if math.IsNaN(x) || math.IsInf(x, 0) || x <= 0 {
-		return errors.New("threshold must be a finite number above 0")
+	if err := checkThreshold(x); err != nil {
+		return err
 	}
 	d.thrOverride.Store(math.Float64bits(x))
 	d.log.Info("threshold set by command", "threshold", x)

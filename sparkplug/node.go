@@ -150,7 +150,8 @@ type device struct {
 	loc               *alerts.Location
 	inspections       uint64
 	defects           uint64
-	state, modelID    string
+	state             alerts.State
+	modelID           string
 	cfgThreshold      float64
 	enabled           bool
 }
@@ -500,7 +501,7 @@ func (n *Node) dbirthLocked() *pb.Payload {
 		MetricDefectArea.value(d.locArea(), at, true),
 		MetricInspections.value(d.inspections, now, true),
 		MetricDefects.value(d.defects, now, true),
-		MetricState.value(d.state, now, true),
+		MetricState.value(string(d.state), now, true),
 		MetricModelID.value(d.modelID, now, true),
 		MetricCfgThreshold.value(d.cfgThreshold, now, true),
 		MetricCfgInspection.value(d.enabled, now, true),
@@ -645,7 +646,7 @@ func (n *Node) StatusChanged(st alerts.Status) {
 	var ms []*pb.Payload_Metric
 	if st.State != d.state {
 		d.state = st.State
-		ms = append(ms, MetricState.value(d.state, now, false))
+		ms = append(ms, MetricState.value(string(d.state), now, false))
 	}
 	if st.ModelID != d.modelID {
 		d.modelID = st.ModelID

@@ -158,7 +158,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 	if v := dbirths[1].Metric(t, MetricScore.Name, 0); v.Float(t) != float64(parts%10) {
 		t.Errorf("DBIRTH after rebirth: score %s", v.Value)
 	}
-	if v := dbirths[1].Metric(t, MetricState.Name, 0); v.Str() != alerts.StateRunning {
+	if v := dbirths[1].Metric(t, MetricState.Name, 0); alerts.State(v.Str()) != alerts.StateRunning {
 		t.Errorf("DBIRTH after rebirth: state %s", v.Value)
 	}
 
@@ -171,7 +171,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 		}
 	}
 	state := ddata[0]
-	if v := state.Metric(t, "", MetricState.Alias); v.Str() != alerts.StateRunning || v.Type != "String" {
+	if v := state.Metric(t, "", MetricState.Alias); alerts.State(v.Str()) != alerts.StateRunning || v.Type != "String" {
 		t.Errorf("state DDATA %+v", v)
 	}
 	if v := state.Metric(t, "", MetricModelID.Alias); v.Str() != "model-a" {

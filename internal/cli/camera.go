@@ -18,6 +18,7 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/progress"
 )
@@ -163,9 +164,11 @@ func openCalibrationTrigger(ctx context.Context, dc config.Daemon) (*alerts.Publ
 		return nil, nil, fmt.Errorf("MQTT trigger: spool directory: %w", err)
 	}
 	prefix := cmp.Or(dc.TopicPrefix, alerts.DefaultTopicPrefix)
-	pub, err := alerts.New(ctx, alerts.Config{Brokers: dc.Brokers(), TopicPrefix: prefix + "/" + dc.Camera, Camera: calibrationCamera,
-		ClientID: calibrationClientID(dc), Username: dc.Username, Password: dc.Password, CAFile: dc.CAFile, CertFile: dc.CertFile,
-		KeyFile: dc.KeyFile, SpoolDir: spool, KeepAlive: dc.KeepAlive})
+	pc := daemon.PublisherConfig(dc, nil)
+	pc.TopicPrefix, pc.Camera, pc.ClientID, pc.SpoolDir = prefix+"/"+dc.Camera, calibrationCamera, calibrationClientID(dc), spool
+	// A calibration takes no commands and sends no events.
+	pc.Commands, pc.SpoolMaxBytes = false, 0
+	pub, err := alerts.New(ctx, pc)
 	if err != nil {
 		os.RemoveAll(spool)
 		return nil, nil, fmt.Errorf("MQTT trigger: %w", err)

@@ -20,7 +20,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(fs.Output(), "Usage: inspectd run\n\nThe daemon: inspects camera frames with a calibrated model and publishes events\nover MQTT. One instance per camera. All settings come from the environment:\n\n")
 		config.Usage(fs.Output(), &config.Daemon{})
 		fmt.Fprintf(fs.Output(), "\nSignals: SIGHUP reloads INSPECTD_MODEL (a bad model is refused, the old one keeps\nrunning); SIGTERM finishes the inspection in flight, flushes events and exits.\n")
-		fmt.Fprintf(fs.Output(), "\nSCADA dialects (beside the JSON topics, each off by default): INSPECTD_SPARKPLUG=true makes\nthe daemon a Sparkplug B edge node (commands by DCMD: Config/Threshold, Config/Inspection\nEnabled, Device Control/Rebirth; NCMD Node Control/Rebirth); INSPECTD_HOMEASSISTANT=true\npublishes Home Assistant MQTT discovery. See the README's MQTT section.\n")
+		fmt.Fprintf(fs.Output(), "\nSCADA dialects (beside the JSON topics, each off by default): INSPECTD_SPARKPLUG=true makes\nthe daemon a Sparkplug B edge node (commands by DCMD: Config/Threshold, Config/Inspection\nEnabled, Device Control/Rebirth; NCMD Node Control/Rebirth); INSPECTD_HOMEASSISTANT=true\npublishes Home Assistant MQTT discovery. INSPECTD_COMMANDS=true accepts commands on\n<prefix>/<camera>/threshold/set (a number), inspection/set (ON, OFF) and model/set (RELOAD),\nwith their retained .../state. See the README's MQTT section.\n")
 	}
 	fs.SetOutput(stdout)
 	if err := fs.Parse(args); err != nil {

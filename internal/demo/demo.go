@@ -183,7 +183,7 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	// The video ends when the daemon reports it; then wait for the last events.
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	for d.Status().State != "ended" {
+	for d.Status().State != alerts.StateEnded {
 		select {
 		case <-ctx.Done():
 			stop()
