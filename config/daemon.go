@@ -57,6 +57,7 @@ type Daemon struct {
 	StallTimeout   time.Duration `envconfig:"STALL_TIMEOUT" default:"10s" desc:"camera without frames this long is reopened"`
 	StatusEvery    time.Duration `envconfig:"STATUS_INTERVAL" default:"5s" desc:"how often the retained status is refreshed"`
 	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat      string        `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (journal under systemd, else text), text, journal (syslog priority prefixes such as <3>, no time) or json"`
 	Scada
 }
 
@@ -135,6 +136,11 @@ func (d *Daemon) Validate() error {
 		return bad("STALL_TIMEOUT", d.StallTimeout, "want at least 100ms")
 	case d.StatusEvery < 100*time.Millisecond:
 		return bad("STATUS_INTERVAL", d.StatusEvery, "want at least 100ms")
+	}
+	switch d.LogFormat {
+	case "", "auto", "text", "journal", "json":
+	default:
+		return bad("LOG_FORMAT", d.LogFormat, "want auto, text, journal or json")
 	}
 	switch d.LogLevel {
 	case "debug", "info", "warn", "error":

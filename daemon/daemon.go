@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,9 @@ type Daemon struct {
 	httpAddr atomic.Pointer[string]
 	ln       net.Listener // /metrics and /healthz, bound in New; nil when off
 	seq      atomic.Uint64
+
+	notifyMu   sync.Mutex
+	lastNotify string // the last STATUS= sent to systemd
 
 	rateMu      sync.Mutex
 	rateFrames  uint64
@@ -172,6 +176,7 @@ func New(ctx context.Context, cfg config.Daemon, log *slog.Logger, version strin
 	spoolDepth = func() float64 { return float64(d.pub.SpoolDepth()) }
 	fbDropped = func() float64 { return float64(d.pub.Stats().FeedbackDropped) }
 	d.met.publisherMetrics(d.pub.Stats)
+	d.met.processMetrics(version)
 	d.met.info.WithLabelValues(l.Manifest().ID, l.Runtime.Describe()).Set(1)
 	if err := d.startHooks(); err != nil {
 		d.closeHooks(ctx)
@@ -696,6 +701,29 @@ func (d *Daemon) publishStatus() {
 	d.pub.SetStatus(st)
 	d.publishStates(st)
 	d.hookStatus(st)
+	d.notifyStatus(st)
+}
+
+// notifyStatus tells systemd the state in one line (STATUS=), which
+// `systemctl status inspectd@<camera>` shows; sent when it changes.
+func (d *Daemon) notifyStatus(st alerts.Status) {
+	mqtt := "MQTT connected"
+	if !d.pub.Connected() {
+		mqtt = "MQTT down"
+	}
+	line := fmt.Sprintf("%s: %.1f inspections/s, model %s, threshold %.4g (%s), %s, spool %d",
+		st.State, st.InspectionsPerSec, st.ModelID, st.Threshold, st.ThresholdSource, mqtt, st.SpoolDepth)
+	if st.LastError != "" {
+		line += "; " + st.LastError
+	}
+	line = strings.ReplaceAll(line, "\n", " ")
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	if line == d.lastNotify {
+		return
+	}
+	d.lastNotify = line
+	sdaemon.SdNotify(false, "STATUS="+line)
 }
 
 // HTTPAddr is where /metrics and /healthz listen (empty before Run or when off).

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/inspectd/inspectd/alerts"
 )
@@ -88,13 +91,41 @@ func (m *metrics) setThreshold(t float64, source string) {
 	m.threshold.WithLabelValues(source).Set(t)
 }
 
-// publisherMetrics registers the publisher's counters: triggers refused or
-// dropped, and the spool's drops, corrupt entries and failed writes.
+// processMetrics registers the Go runtime's and the process's collectors
+// (memory, goroutines, GC, CPU, open files) and inspectd_build_info.
+func (m *metrics) processMetrics(version string) {
+	goVersion, revision := runtime.Version(), "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_build_info",
+		Help:        "The running binary (value 1): version, Go version and VCS revision.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion, "revision": revision}})
+	info.Set(1)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), info)
+}
+
+// publisherMetrics registers the publisher's counters: connection, events
+// acknowledged, triggers refused or dropped, and the spool's drops, corrupt
+// entries and failed writes.
 func (m *metrics) publisherMetrics(stats func() alerts.Stats) {
 	counter := func(name, help string, v func(alerts.Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(stats())) })
 	}
 	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inspectd_mqtt_connected",
+			Help: "1 while the event connection to the broker is up, else 0."}, func() float64 {
+			if stats().Connected {
+				return 1
+			}
+			return 0
+		}),
+		counter("inspectd_events_published_total", "Events the broker acknowledged (a resent event may count twice).",
+			func(s alerts.Stats) uint64 { return s.Published }),
 		counter("inspectd_triggers_dropped_total", "MQTT triggers refused (payload too large, bad part id) or dropped (queue full).",
 			func(s alerts.Stats) uint64 { return s.TriggersDropped }),
 		counter("inspectd_commands_dropped_total", "MQTT commands dropped because they came faster than they were handled.",

@@ -2,6 +2,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/logging"
 	"github.com/inspectd/inspectd/internal/redact"
 	"github.com/inspectd/inspectd/pipeline"
 )
@@ -55,13 +57,15 @@ func usage(w io.Writer) {
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	// Every log line goes through redact: no URL's password reaches the journal.
-	// Every command honours INSPECTD_LOG_LEVEL (the daemon checks it again
-	// with its other settings); a bad value leaves info for now.
+	// Every command honours INSPECTD_LOG_LEVEL and INSPECTD_LOG_FORMAT (the
+	// daemon checks them again with its other settings); a bad value leaves
+	// info, or text, for now.
 	level := slog.LevelInfo
 	if v := os.Getenv("INSPECTD_LOG_LEVEL"); v != "" {
 		_ = level.UnmarshalText([]byte(v))
 	}
-	slog.SetDefault(slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))))
+	format := logging.Resolve(logging.Format(cmp.Or(os.Getenv("INSPECTD_LOG_FORMAT"), "auto")), os.Getenv("JOURNAL_STREAM"), stderr)
+	slog.SetDefault(logging.New(stderr, format, level))
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -96,13 +100,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return 2
 			case errors.As(err, new(configError)):
 				// Said once; the unit does not restart on this status.
-				fmt.Fprintf(stderr, "inspectd %s: %v (exit %d: fix the setting; restarting would not help)\n", c.name, redact.Error(err), ExitConfig)
+				fmt.Fprintf(stderr, "%sinspectd %s: %v (exit %d: fix the setting; restarting would not help)\n", errPrefix(stderr), c.name, redact.Error(err), ExitConfig)
 				return ExitConfig
 			case errors.Is(err, context.Canceled):
 				fmt.Fprintf(stderr, "inspectd %s: interrupted; nothing was written\n", c.name)
 				return 130
 			default:
-				fmt.Fprintf(stderr, "inspectd %s: %v\n", c.name, redact.Error(err))
+				fmt.Fprintf(stderr, "%sinspectd %s: %v\n", errPrefix(stderr), c.name, redact.Error(err))
 				return 1
 			}
 		}
@@ -113,6 +117,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
+
+// errPrefix marks the last words of a failed command as an error for
+// journald ("<3>") when stderr is the journal's stream.
+func errPrefix(stderr io.Writer) string {
+	if logging.Resolve(logging.Auto, os.Getenv("JOURNAL_STREAM"), stderr) == logging.Journal {
+		return fmt.Sprintf("<%d>", logging.Priority(slog.LevelError))
+	}
+	return ""
+}
 
 // ExitConfig is the exit status for a problem that restarting cannot fix: a
 // bad setting or a spool directory that cannot be written (sysexits'

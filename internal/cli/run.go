@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
-	"github.com/inspectd/inspectd/internal/redact"
+	"github.com/inspectd/inspectd/internal/logging"
 )
 
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,7 +36,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))).With("camera", cfg.Camera)
+	format := logging.Resolve(logging.Format(cmp.Or(cfg.LogFormat, "auto")), os.Getenv("JOURNAL_STREAM"), stderr)
+	log := logging.New(stderr, format, level).With("camera", cfg.Camera)
 	if err := checkWritableDir(cfg.SpoolDir); err != nil {
 		return configError{fmt.Errorf("spool directory (INSPECTD_SPOOL_DIR): %w", err)}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -36,6 +37,7 @@ func TestRunExitsWithConfigStatus(t *testing.T) {
 		{"bad rate", map[string]string{"INSPECTD_MAX_RATE": "-3"}, "INSPECTD_MAX_RATE", false},
 		{"not a number", map[string]string{"INSPECTD_MAX_RATE": "fast"}, "MAX_RATE", false},
 		{"metrics port taken", map[string]string{"INSPECTD_HTTP_ADDR": taken.Addr().String()}, "INSPECTD_HTTP_ADDR=" + taken.Addr().String() + " is in use", false},
+		{"bad log format", map[string]string{"INSPECTD_LOG_FORMAT": "xml"}, "INSPECTD_LOG_FORMAT", false},
 		{"spool under a file", map[string]string{"INSPECTD_SPOOL_DIR": filepath.Join(blocker, "spool")}, "INSPECTD_SPOOL_DIR", false},
 		// Permission bits do not stop root; a read-only mount would.
 		{"spool read-only", map[string]string{"INSPECTD_SPOOL_DIR": readOnly}, "not writable", os.Geteuid() == 0},
@@ -89,5 +91,36 @@ func TestUnitPreventsRestartOnConfigStatus(t *testing.T) {
 	}
 	if want := fmt.Sprintf("\nRestartPreventExitStatus=%d\n", ExitConfig); !strings.Contains(string(unit), want) {
 		t.Errorf("unit lacks %q", strings.TrimSpace(want))
+	}
+}
+
+// INSPECTD_LOG_FORMAT reaches the daemon's log: JSON lines, or journald's
+// priority prefixes (the last words of a failure too).
+func TestRunLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		format string
+		check  func(line string) bool
+	}{
+		{"json", func(l string) bool {
+			var rec map[string]any
+			return json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "inspectd starting" && rec["camera"] == "cam0"
+		}},
+		{"journal", func(l string) bool {
+			return strings.HasPrefix(l, "<6>level=INFO msg=\"inspectd starting\" camera=cam0")
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.format, func(t *testing.T) {
+			t.Setenv("INSPECTD_SOURCE", "dir:"+filepath.Join(dir, "hot"))
+			t.Setenv("INSPECTD_MODEL", filepath.Join(dir, "model.zip"))
+			t.Setenv("INSPECTD_SPOOL_DIR", filepath.Join(dir, "spool"))
+			t.Setenv("INSPECTD_HTTP_ADDR", "")
+			t.Setenv("INSPECTD_LOG_FORMAT", c.format)
+			_, _, stderr := run(t, "run")
+			if first, _, _ := strings.Cut(stderr, "\n"); !c.check(first) {
+				t.Errorf("first line %q", first)
+			}
+		})
 	}
 }
