@@ -30,6 +30,22 @@ type Mosquitto struct {
 // installed) with anonymous access and no persistence; it stops at cleanup.
 func StartMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
+	return StartMosquittoWith(t, MosquittoOptions{})
+}
+
+// MosquittoOptions change the test broker's configuration.
+type MosquittoOptions struct {
+	// Persistence keeps sessions, their queued messages and retained
+	// messages across Stop and Start (mosquitto saves them on SIGTERM), as
+	// a plant's central broker would.
+	Persistence bool
+	// Extra is appended to the configuration: a bridge, for example.
+	Extra string
+}
+
+// StartMosquittoWith starts mosquitto as StartMosquitto does, with options.
+func StartMosquittoWith(t testing.TB, o MosquittoOptions) *Mosquitto {
+	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		bin = "/usr/sbin/mosquitto"
@@ -44,10 +60,16 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	m := &Mosquitto{t: t, Port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n", port)
+	if o.Persistence {
+		conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", t.TempDir())
+	} else {
+		conf += "persistence false\n"
+	}
 	if os.Geteuid() == 0 {
 		conf += "user root\n"
 	}
+	conf += o.Extra
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
