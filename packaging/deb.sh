@@ -72,6 +72,7 @@ install -D -m 0755 "$bin" "$pkg/usr/bin/inspectd"
 install -D -m 0644 systemd/inspectd@.service "$pkg/lib/systemd/system/inspectd@.service"
 install -D -m 0644 systemd/cam0.env.example "$pkg/etc/inspectd/cam0.env.example"
 install -D -m 0644 systemd/cam1.env.example "$pkg/etc/inspectd/cam1.env.example"
+install -D -m 0644 systemd/argus.conf "$pkg/usr/share/inspectd/argus.conf"
 install -D -m 0644 README.md "$pkg/usr/share/doc/inspectd/README.md"
 install -D -m 0644 "$ort" "$pkg/usr/lib/inspectd/libonnxruntime.so.1"
 for p in "$(dirname "$ort")"/libonnxruntime_providers_*.so; do
@@ -98,7 +99,7 @@ Architecture: $arch
 Maintainer: inspectd maintainers <inspectd@localhost>
 Installed-Size: $size
 Depends: $deps
-Recommends: mosquitto-clients
+Recommends: mosquitto-clients, inspectd-models (= $version)
 Section: misc
 Priority: optional
 Homepage: https://github.com/inspectd/inspectd
@@ -149,3 +150,63 @@ mv "$deb.tmp" "$deb"
 ln -sfn "$(basename "$deb")" "$outdir/inspectd_${arch}.deb"
 say "wrote $deb ($(du -h "$deb" | cut -f1))"
 say "Depends: $deps"
+
+# --- models package -----------------------------------------------------------
+# The pretrained backbones, so an install needs no copy by hand: the flow's
+# default (mobilenet_v2_taps.onnx, INSPECTD_BACKBONE's default path) and the
+# patch method's (resnet50v2_s16.onnx, found beside it). They are never in
+# git: taken from beside INSPECTD_BACKBONE, else .deps/models (scripts/setup.sh
+# links them there from ../shared/models). A separate package of architecture
+# "all": one download for amd64 and arm64, and a new binary does not resend
+# 43 MB of weights. Without the files it is not built (say so); with
+# INSPECTD_DEB_REQUIRE_MODELS=1 that is an error.
+find_model() {
+  local name=$1 dir
+  for dir in ${INSPECTD_BACKBONE:+"$(dirname "$INSPECTD_BACKBONE")"} "$root/.deps/models"; do
+    if [ -f "$dir/$name" ]; then realpath "$dir/$name"; return 0; fi
+  done
+  return 1
+}
+mpkg="$work/models"
+found=0
+for name in mobilenet_v2_taps.onnx resnet50v2_s16.onnx; do
+  if f=$(find_model "$name"); then
+    install -D -m 0644 "$f" "$mpkg/usr/share/inspectd/$name"
+    found=$((found + 1))
+  else
+    say "backbone $name not found beside INSPECTD_BACKBONE or in .deps/models"
+  fi
+done
+if [ "$found" = 0 ]; then
+  say "no backbone found: inspectd-models not built (install the backbone by hand, README \"Jetson\")"
+  [ "${INSPECTD_DEB_REQUIRE_MODELS:-0}" != 1 ] || exit 1
+  exit 0
+fi
+mkdir -p "$mpkg/usr/share/doc/inspectd-models"
+cat >"$mpkg/usr/share/doc/inspectd-models/copyright" <<'TXT'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: inspectd-models
+Comment: ImageNet-pretrained backbones exported to ONNX (torchvision weights,
+ BSD-3-Clause) for inspectd: mobilenet_v2_taps.onnx (MobileNetV2 feature
+ taps) and resnet50v2_s16.onnx (ResNet-50 v2, stride 16).
+TXT
+mkdir -p "$mpkg/DEBIAN"
+cat >"$mpkg/DEBIAN/control" <<TXT
+Package: inspectd-models
+Version: $version
+Architecture: all
+Maintainer: inspectd maintainers <inspectd@localhost>
+Installed-Size: $(du -sk --exclude=DEBIAN "$mpkg" | cut -f1)
+Section: misc
+Priority: optional
+Homepage: https://github.com/inspectd/inspectd
+Description: pretrained backbones for inspectd
+ The ONNX feature extractors inspectd calibrates and inspects with, in
+ /usr/share/inspectd (INSPECTD_BACKBONE's default location).
+TXT
+mdeb="$outdir/inspectd-models_${version}_all.deb"
+# Weights hardly compress: gzip is as small as xz here and much faster.
+dpkg-deb --root-owner-group -Zgzip --build "$mpkg" "$mdeb.tmp" >/dev/null
+mv "$mdeb.tmp" "$mdeb"
+ln -sfn "$(basename "$mdeb")" "$outdir/inspectd-models_all.deb"
+say "wrote $mdeb ($(du -h "$mdeb" | cut -f1)): $found backbone(s)"

@@ -138,6 +138,7 @@ func TestDebInstall(t *testing.T) {
 				{"lib/systemd/system/inspectd@.service", "systemd/inspectd@.service", 0o644},
 				{"etc/inspectd/cam0.env.example", "systemd/cam0.env.example", 0o644},
 				{"etc/inspectd/cam1.env.example", "systemd/cam1.env.example", 0o644},
+				{"usr/share/inspectd/argus.conf", "systemd/argus.conf", 0o644},
 				{"usr/share/doc/inspectd/README.md", "README.md", 0o644},
 				{"usr/lib/inspectd/libonnxruntime.so.1", ".deps/onnxruntime/" + tc.ortArch + "/libonnxruntime.so.1", 0o644},
 			} {
@@ -187,6 +188,29 @@ func TestDebInstall(t *testing.T) {
 				t.Errorf("cam0.env.example's INSPECTD_ORT_LIB is not in the package: %v", err)
 			}
 
+			// The backbones come in inspectd-models (architecture all), so
+			// the example's INSPECTD_BACKBONE exists after an install.
+			models := filepath.Join(out, "inspectd-models_all.deb")
+			if _, err := os.Stat(models); err != nil {
+				why := "inspectd-models not built (no backbone in .deps/models or beside INSPECTD_BACKBONE)"
+				if os.Getenv("INSPECTD_REQUIRE_ASSETS") == "1" {
+					t.Errorf("INSPECTD_REQUIRE_ASSETS=1 but %s", why)
+				} else {
+					t.Log(why + ": not checked")
+				}
+			} else {
+				dpkg("--install", models)
+				m := regexp.MustCompile(`(?m)^INSPECTD_BACKBONE=(\S+)`).FindSubmatch(example)
+				if m == nil {
+					t.Errorf("cam0.env.example sets no INSPECTD_BACKBONE")
+				} else if fi, err := os.Stat(filepath.Join(root, string(m[1]))); err != nil || fi.Size() < 1<<20 {
+					t.Errorf("cam0.env.example's INSPECTD_BACKBONE %s is not installed by inspectd-models: %v", m[1], err)
+				}
+			}
+			if !strings.Contains(field("Recommends"), "inspectd-models (= "+version+")") {
+				t.Errorf("Recommends %q lacks inspectd-models of the same version", field("Recommends"))
+			}
+
 			b, err := tc.run(root, "version").CombinedOutput()
 			if err != nil {
 				t.Fatalf("installed inspectd version: %v\n%s", err, b)
@@ -199,8 +223,8 @@ func TestDebInstall(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "var/lib/inspectd/model.zip"), []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			dpkg("--purge", "inspectd")
-			for _, p := range []string{"usr/bin/inspectd", "etc/inspectd/cam0.env.example", "var/lib/inspectd"} {
+			dpkg("--purge", "inspectd", "inspectd-models")
+			for _, p := range []string{"usr/bin/inspectd", "etc/inspectd/cam0.env.example", "var/lib/inspectd", "usr/share/inspectd/mobilenet_v2_taps.onnx"} {
 				if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
 					t.Errorf("/%s still there after purge (%v)", p, err)
 				}

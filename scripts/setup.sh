@@ -74,7 +74,10 @@ m = tv.models.mobilenet_v2(weights='IMAGENET1K_V1').features.eval()
 torch.onnx.export(m, torch.zeros(1,3,224,224), 'mobilenet_v2_features.onnx', opset_version=13,
   input_names=['input'], output_names=['features'],
   dynamic_axes={'input': {0:'N',2:'H',3:'W'}, 'features': {0:'N',2:'h',3:'w'}})"
-then set INSPECTD_BACKBONE to the file and INSPECTD_TAPS=features.
+then set INSPECTD_BACKBONE to the file and calibrate with --taps features
+(its one output; there is no INSPECTD_TAPS setting: the taps are a calibrate
+flag, recorded in the model). The defaults expect mobilenet_v2_taps.onnx and,
+for the patch method, resnet50v2_s16.onnx (see ../shared/models/README.md).
 MSG
 fi
 

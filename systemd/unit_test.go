@@ -85,3 +85,54 @@ func TestCameraEnvFilesDoNotCollide(t *testing.T) {
 		}
 	}
 }
+
+// The Argus drop-in (Jetson CSI cameras) binds nvargus-daemon's socket into
+// the private /tmp that PrivateTmp=yes gives the unit, and with it the unit
+// keeps its exposure level.
+func TestArgusDropIn(t *testing.T) {
+	unit, err := os.ReadFile("inspectd@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropIn, err := os.ReadFile("argus.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file []byte
+		want string
+	}{
+		{unit, "\nPrivateTmp=yes\n"},
+		{unit, "AF_UNIX"},
+		{dropIn, "\nBindPaths=/tmp/argus_socket\n"},
+		{dropIn, "\nAfter=nvargus-daemon.service\n"},
+		{dropIn, "\nPartOf=nvargus-daemon.service\n"},
+	} {
+		if !strings.Contains(string(c.file), c.want) {
+			t.Errorf("lacks %q", strings.TrimSpace(c.want))
+		}
+	}
+	example, _ := os.ReadFile("cam0.env.example")
+	if !strings.Contains(string(example), "argus.conf") {
+		t.Error("cam0.env.example's CSI pipeline does not point at the argus.conf drop-in")
+	}
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	// Sections may repeat: the unit followed by the drop-in is what systemd
+	// merges.
+	inst := filepath.Join(t.TempDir(), "inspectd@cam0.service")
+	os.WriteFile(inst, append(append(unit, '\n'), dropIn...), 0o644)
+	out, _ := exec.Command(tool, "security", "--offline=true", inst).CombinedOutput()
+	if strings.Contains(string(out), "Unknown key") || strings.Contains(string(out), "Failed to parse") {
+		t.Errorf("systemd-analyze does not take the drop-in:\n%s", out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	if level, _ := strconv.ParseFloat(string(m[1]), 64); level > 2.0 {
+		t.Errorf("exposure with the drop-in %.1f > 2.0", level)
+	}
+}
