@@ -117,4 +117,3 @@ func (l *logLimiter) take() int {
 	l.skipped = 0
 	return n
 }
-

@@ -14,17 +14,17 @@ import (
 // metrics are the Prometheus series of one daemon (its own registry, so tests
 // can run several daemons in one process).
 type metrics struct {
-	reg           *prometheus.Registry
-	frames        prometheus.Counter
-	inspections   *prometheus.CounterVec
-	scores        prometheus.Histogram
-	latency       prometheus.Histogram
-	inference     prometheus.Histogram
+	reg               *prometheus.Registry
+	frames            prometheus.Counter
+	inspections       *prometheus.CounterVec
+	scores            prometheus.Histogram
+	latency           prometheus.Histogram
+	inference         prometheus.Histogram
 	captureReconnects prometheus.CounterFunc
-	spoolDepth    prometheus.GaugeFunc
-	errors        *prometheus.CounterVec
-	info          *prometheus.GaugeVec
-	reloads       *prometheus.CounterVec
+	spoolDepth        prometheus.GaugeFunc
+	errors            *prometheus.CounterVec
+	info              *prometheus.GaugeVec
+	reloads           *prometheus.CounterVec
 
 	threshold        *prometheus.GaugeVec
 	thresholdSource  string
