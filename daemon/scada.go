@@ -68,7 +68,8 @@ func (d *Daemon) startHooks() error {
 	if cfg.HomeAssistant || cfg.HeatmapLatest {
 		topics := d.pub.Topics()
 		p, err := hass.Start(hass.Config{Conn: conn, Discovery: cfg.HomeAssistant, Prefix: cfg.HAPrefix, NodeID: cfg.HANode,
-			HeatmapLatest: topics.HeatmapBase + "/latest", Topics: topics, Camera: cfg.Camera, Version: d.version, Logger: d.log})
+			HeatmapLatest: topics.HeatmapBase + "/latest", Topics: topics, Camera: cfg.Camera, Version: d.version, Logger: d.log,
+			Commands: cfg.Commands})
 		if err != nil {
 			return fmt.Errorf("home assistant: %w", err)
 		}

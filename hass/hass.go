@@ -13,9 +13,16 @@
 //	sensor/<node>/state             the daemon's state (status topic), diagnostic
 //	image/<node>/heatmap            the latest defect heatmap (JPEG on <prefix>/<camera>/heatmap/latest)
 //
+// With the daemon's MQTT commands on (Config.Commands), controls on their
+// .../set and .../state topics:
+//
+//	number/<node>/threshold         the decision threshold (threshold/set, threshold/state)
+//	switch/<node>/inspection        inspection on or off (inspection/set, inspection/state)
+//	button/<node>/reload_model      reload the model file (model/set RELOAD)
+//
 // Every entity's availability is the daemon's availability topic (online /
 // offline, the event publisher's last will), and all belong to one device
-// (identifiers inspectd_<camera>, model, software version). The entities read
+// (identifiers inspectd_<camera>, model, software version). The sensors read
 // the JSON the daemon publishes anyway: discovery adds no state topics.
 package hass
 
@@ -46,9 +53,12 @@ type Config struct {
 	NodeID        string // default inspectd_<camera>
 	HeatmapLatest string
 	Topics        alerts.Topics // the daemon's JSON topics
-	Camera        string
-	Version       string
-	Logger        *slog.Logger
+	// Commands announces the controls of the daemon's MQTT commands
+	// (INSPECTD_COMMANDS).
+	Commands bool
+	Camera   string
+	Version  string
+	Logger   *slog.Logger
 }
 
 // Publisher implements the daemon's hook.
@@ -162,6 +172,28 @@ func Discovery(cfg Config) map[string][]byte {
 			"image_topic":  cfg.HeatmapLatest,
 			"content_type": "image/jpeg",
 		}),
+	}
+	if cfg.Commands {
+		t := cfg.Topics
+		out["number/threshold"] = entity("threshold", "Threshold", map[string]any{
+			"command_topic": t.CommandTopic(alerts.CommandThreshold),
+			"state_topic":   t.StateTopic(alerts.CommandThreshold),
+			// The daemon's range (0, 1e9]; a box, as thresholds span decades.
+			"min": 0.001, "max": 1e9, "step": 0.001, "mode": "box",
+			"entity_category": "config",
+		})
+		out["switch/inspection"] = entity("inspection", "Inspection", map[string]any{
+			"command_topic": t.CommandTopic(alerts.CommandInspection),
+			"state_topic":   t.StateTopic(alerts.CommandInspection),
+			"payload_on":    alerts.On, "payload_off": alerts.Off,
+			"state_on": alerts.On, "state_off": alerts.Off,
+			"entity_category": "config",
+		})
+		out["button/reload_model"] = entity("reload_model", "Reload model", map[string]any{
+			"command_topic":   t.CommandTopic(alerts.CommandModel),
+			"payload_press":   alerts.Reload,
+			"entity_category": "config",
+		})
 	}
 	msgs := make(map[string][]byte, len(out))
 	for key, v := range out {

@@ -201,3 +201,46 @@ func publishMarker(t *testing.T, url, topic string) {
 		t.Fatal(tok.Error())
 	}
 }
+
+// With the daemon's commands on, Home Assistant gets controls on exactly
+// the daemon's .../set and .../state topics; without, none.
+func TestDiscoveryControls(t *testing.T) {
+	topics := alerts.TopicsFor("plant1/line3", "cam0")
+	cfg := Config{Discovery: true, HeatmapLatest: topics.HeatmapBase + "/latest", Topics: topics, Camera: "cam0", NodeID: "inspectd_cam0", Prefix: "homeassistant"}
+	controls := []struct {
+		topic  string
+		fields map[string]any
+	}{
+		{"homeassistant/number/inspectd_cam0/threshold/config", map[string]any{
+			"command_topic": "plant1/line3/cam0/threshold/set", "state_topic": "plant1/line3/cam0/threshold/state",
+			"min": 0.001, "max": 1e9, "mode": "box"}},
+		{"homeassistant/switch/inspectd_cam0/inspection/config", map[string]any{
+			"command_topic": "plant1/line3/cam0/inspection/set", "state_topic": "plant1/line3/cam0/inspection/state",
+			"payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF"}},
+		{"homeassistant/button/inspectd_cam0/reload_model/config", map[string]any{
+			"command_topic": "plant1/line3/cam0/model/set", "payload_press": "RELOAD"}},
+	}
+	for _, on := range []bool{false, true} {
+		cfg.Commands = on
+		msgs := Discovery(cfg)
+		for _, c := range controls {
+			raw, ok := msgs[c.topic]
+			if ok != on {
+				t.Errorf("commands %v: %s announced %v", on, c.topic, ok)
+				continue
+			}
+			if !on {
+				continue
+			}
+			var got map[string]any
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range c.fields {
+				if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+					t.Errorf("%s: %s = %v; want %v", c.topic, k, got[k], v)
+				}
+			}
+		}
+	}
+}
