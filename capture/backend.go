@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"gocv.io/x/gocv"
 )
@@ -32,7 +33,8 @@ func (g gocvCapture) Close() error          { return g.vc.Close() }
 // openGoCV opens kind/target with the OpenCV backend suited to it. RTSP over
 // TCP, often steadier than UDP on a factory network, is chosen with the
 // environment variable OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp".
-func openGoCV(kind Kind, target string) (capturer, error) {
+// Network streams get timeout as FFmpeg's open and read timeouts.
+func openGoCV(kind Kind, target string, timeout time.Duration) (capturer, error) {
 	var (
 		vc  *gocv.VideoCapture
 		err error
@@ -51,7 +53,11 @@ func openGoCV(kind Kind, target string) (capturer, error) {
 		}
 		vc, err = gocv.VideoCaptureFile(target)
 	case KindStream:
-		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureFFmpeg)
+		c, err := openFFmpeg(target, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("opening %s %s: %w", kind, redact(target), err)
+		}
+		return c, nil
 	case KindGStreamer:
 		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureGstreamer)
 	default:

@@ -87,7 +87,8 @@ func Open(ctx context.Context, cfg Config) (Source, error) {
 		h.lock = lock
 		return h, nil
 	}
-	s := openLive(ctx, cfg, kind, target, openGoCV)
+	open := func(k Kind, t string) (capturer, error) { return openGoCV(k, t, cfg.StallTimeout) }
+	s := openLive(ctx, cfg, kind, target, open)
 	s.lock = lock
 	return s, nil
 }

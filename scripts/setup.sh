@@ -18,6 +18,12 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
 pkgs=(libopencv-dev pkg-config libopenblas-dev mosquitto mosquitto-clients)
+# Real cameras for the capture tests: an RTSP server (gst-rtsp-server through
+# Debian's python3-gi), GStreamer's sources, encoders and decoders, and the
+# Aravis GigE Vision simulator with its aravissrc element.
+pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  python3-gi gir1.2-gst-rtsp-server-1.0 libaravis-0.8-0 aravis-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
