@@ -2,6 +2,7 @@ package capture
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,43 @@ func TestRealCameraOutageAndRecovery(t *testing.T) {
 					t.Fatalf("goroutines %d before, %d after:\n%s", goroutines, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 				}
 			}
+		})
+	}
+}
+
+// TestStreamResolutionChangeMidStream: an HTTP MJPEG camera reconfigured
+// while streaming sends frames of the new size on the same connection.
+// GStreamer delivers them at that size without a reconnect. OpenCV 4.6's
+// FFmpeg back end instead scales every frame to the size the stream started
+// with and reports that size in its properties too, so nothing downstream
+// can tell: this test pins that behaviour, which the README documents.
+func TestStreamResolutionChangeMidStream(t *testing.T) {
+	cases := []struct {
+		name string
+		uri  func(url string) string
+		// wantW x wantH is what arrives after the change to 128x96.
+		wantW, wantH int
+	}{
+		{"ffmpeg scales to the first size", func(url string) string { return url }, 160, 120},
+		{"gstreamer delivers the new size", gstHTTP, 128, 96},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if strings.HasPrefix(c.uri(""), "gst:") {
+				testenv.RequireGStreamer(t, "souphttpsrc", "multipartdemux", "jpegdec", "videoconvert", "appsink")
+			}
+			srv := testenv.StartMJPEG(t, 160, 120, 15)
+			src := mustOpen(t, Config{URI: c.uri(srv.URL()), StallTimeout: 2 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+			frameOfSize(t, src, 160, 120, time.Time{}, 20*time.Second)
+			srv.Resize(128, 96)
+			// Frames of the new size are on the wire a frame interval
+			// later; give it ten.
+			changed := time.Now().Add(10 * time.Second / 15)
+			at := frameOfSize(t, src, c.wantW, c.wantH, changed, 10*time.Second)
+			if st := src.Status(); st.Reconnects != 0 || st.State != StateStreaming {
+				t.Errorf("status %+v after the change; want streaming without a reconnect", st)
+			}
+			t.Logf("%dx%d frames from %v", c.wantW, c.wantH, at.Format(time.StampMilli))
 		})
 	}
 }

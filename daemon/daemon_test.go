@@ -77,6 +77,13 @@ func newFixtureFor(t *testing.T, seed int64, method model.Method) *fixture {
 
 func (f *fixture) calibrate(t *testing.T, path string, seed int64) string {
 	t.Helper()
+	return f.calibrateROI(t, path, seed, "")
+}
+
+// calibrateROI calibrates on partSize parts and records roi ("x,y,w,h" or
+// empty), which the daemon crops from every frame.
+func (f *fixture) calibrateROI(t *testing.T, path string, seed int64, roi string) string {
+	t.Helper()
 	rc, err := config.LoadRuntime()
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +96,7 @@ func (f *fixture) calibrate(t *testing.T, path string, seed int64) string {
 		cfg = calibration.DefaultsFor(f.method)
 		cfg.Features, cfg.Features.Scales, cfg.Choose, cfg.Seed = fc, []int{64}, nil, seed
 	}
+	cfg.ROI = roi
 	rt, err := rc.Open(cfg.Features.Taps)
 	if err != nil {
 		t.Fatal(err)

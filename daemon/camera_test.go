@@ -1,0 +1,173 @@
+package daemon_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/internal/testenv"
+)
+
+// netCam is a real camera server on 127.0.0.1 that can be killed and brought
+// back at another resolution.
+type netCam interface {
+	Start(width, height int)
+	Stop()
+}
+
+// The daemon's source URI for each kind of camera, read from real servers.
+var netCams = []struct {
+	name  string
+	start func(t *testing.T, w, h int) (netCam, string)
+}{
+	{"rtsp h264", func(t *testing.T, w, h int) (netCam, string) {
+		s := testenv.StartRTSP(t, "h264", w, h, 15)
+		return s, s.URL()
+	}},
+	{"rtsp mjpeg", func(t *testing.T, w, h int) (netCam, string) {
+		s := testenv.StartRTSP(t, "mjpeg", w, h, 15)
+		return s, s.URL()
+	}},
+	{"http mjpeg", func(t *testing.T, w, h int) (netCam, string) {
+		s := testenv.StartMJPEG(t, w, h, 15)
+		return s, s.URL()
+	}},
+	{"gst rtsp h264", func(t *testing.T, w, h int) (netCam, string) {
+		testenv.RequireGStreamer(t, "rtspsrc", "rtph264depay", "avdec_h264", "videoconvert", "appsink")
+		s := testenv.StartRTSP(t, "h264", w, h, 15)
+		return s, "gst:rtspsrc location=" + s.URL() + " latency=0 ! rtph264depay ! avdec_h264 ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+	}},
+	{"gst http mjpeg", func(t *testing.T, w, h int) (netCam, string) {
+		testenv.RequireGStreamer(t, "souphttpsrc", "multipartdemux", "jpegdec", "videoconvert", "appsink")
+		s := testenv.StartMJPEG(t, w, h, 15)
+		return s, "gst:souphttpsrc location=" + s.URL() + " is-live=true ! multipartdemux ! jpegdec ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+	}},
+}
+
+// eventFor waits for the event of part id.
+func (s *subscriber) eventFor(t *testing.T, id string, timeout time.Duration) alerts.Event {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		for _, ev := range s.uniqueEvents() {
+			if ev.PartID == id {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event for part %s within %v", id, timeout)
+		}
+	}
+}
+
+func (s *subscriber) lastStatus() alerts.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.status) == 0 {
+		return alerts.Status{}
+	}
+	return s.status[len(s.status)-1]
+}
+
+// triggerUntil sends triggers one at a time (each gets exactly one event)
+// until an event satisfies want, and returns it with how many were sent.
+func triggerUntil(t *testing.T, sub *subscriber, camera, prefix string, timeout time.Duration, want func(alerts.Event) bool) (alerts.Event, int) {
+	t.Helper()
+	var last alerts.Event
+	deadline := time.Now().Add(timeout)
+	for n := 1; time.Now().Before(deadline); n++ {
+		id := fmt.Sprintf("%s-%d", prefix, n)
+		sub.client.Publish(fmt.Sprintf("inspectd/%s/trigger", camera), 1, false, id).Wait()
+		last = sub.eventFor(t, id, 15*time.Second)
+		if want(last) {
+			return last, n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: no wanted event within %v; last %+v", prefix, timeout, last)
+	return last, 0
+}
+
+func inspected(ev alerts.Event) bool {
+	return ev.Verdict == alerts.VerdictOK || ev.Verdict == alerts.VerdictDefect
+}
+
+// TestNetworkCameraEndToEnd runs the daemon on each kind of network camera,
+// served for real on 127.0.0.1, with MQTT triggers, and checks what the PLC
+// side receives: inspections of frames captured after their trigger; with
+// the camera killed, degraded status and error events; the camera back at a
+// resolution the model's ROI does not fit, a clear error; back at its
+// resolution, inspections again.
+func TestNetworkCameraEndToEnd(t *testing.T) {
+	f := newFixture(t, 21)
+	// The model crops a 96x96 part from the top-left of each 160x120 frame.
+	f.calibrateROI(t, f.model, 21, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
+	for i, c := range netCams {
+		t.Run(c.name, func(t *testing.T) {
+			camera := fmt.Sprintf("net%d", i)
+			srv, uri := c.start(t, 160, 120)
+			t.Setenv("INSPECTD_TRIGGER", "mqtt")
+			t.Setenv("INSPECTD_CAMERA", camera)
+			sub := subscribe(t, f.broker.URL(), camera)
+			cfg := f.config(t, uri)
+			cfg.StallTimeout = 2 * time.Second
+			cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
+			startDaemon(t, cfg)
+			for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("daemon never online")
+				}
+			}
+			// The camera is up once a trigger is inspected.
+			triggerUntil(t, sub, camera, "warm", 30*time.Second, inspected)
+			for n := 0; n < 3; n++ {
+				ev := sub.eventFor(t, sendTrigger(sub, camera, fmt.Sprintf("P-%d", n)), 15*time.Second)
+				if !inspected(ev) {
+					t.Fatalf("part P-%d: %s %q; want an inspection", n, ev.Verdict, ev.Reason)
+				}
+				// A frame grabbed before the trigger is never inspected.
+				if ev.CapturedAt.Before(ev.TriggeredAt) {
+					t.Errorf("part P-%d: frame captured at %v, before its trigger at %v", n, ev.CapturedAt, ev.TriggeredAt)
+				}
+			}
+
+			srv.Stop()
+			for deadline := time.Now().Add(15 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
+				}
+			}
+			if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
+				t.Errorf("degraded status says %q; want the camera named", st.LastError)
+			}
+			if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError {
+				t.Errorf("trigger with the camera down: %s %q; want an error event", ev.Verdict, ev.Reason)
+			}
+
+			// Reconfigured smaller than the ROI: an error that says so.
+			srv.Start(64, 48)
+			ev, _ := triggerUntil(t, sub, camera, "small", 30*time.Second, func(ev alerts.Event) bool { return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside") })
+			if ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "outside the 64x48 image") {
+				t.Errorf("frame smaller than the ROI: %s %q; want an error naming the 64x48 frame", ev.Verdict, ev.Reason)
+			}
+
+			srv.Stop()
+			up := time.Now()
+			srv.Start(160, 120)
+			_, sent := triggerUntil(t, sub, camera, "back", 30*time.Second, inspected)
+			t.Logf("inspections again %v after the camera came back (%d triggers)", time.Since(up).Round(10*time.Millisecond), sent)
+			for deadline := time.Now().Add(10 * time.Second); sub.lastStatus().State != alerts.StateRunning; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("status %+v after recovery; want running", sub.lastStatus())
+				}
+			}
+		})
+	}
+}
+
+func sendTrigger(sub *subscriber, camera, id string) string {
+	sub.client.Publish(fmt.Sprintf("inspectd/%s/trigger", camera), 1, false, id).Wait()
+	return id
+}
