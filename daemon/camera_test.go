@@ -148,7 +148,9 @@ func TestNetworkCameraEndToEnd(t *testing.T) {
 
 			// Reconfigured smaller than the ROI: an error that says so.
 			srv.Start(64, 48)
-			ev, _ := triggerUntil(t, sub, camera, "small", 30*time.Second, func(ev alerts.Event) bool { return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside") })
+			ev, _ := triggerUntil(t, sub, camera, "small", 30*time.Second, func(ev alerts.Event) bool {
+				return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside")
+			})
 			if ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "outside the 64x48 image") {
 				t.Errorf("frame smaller than the ROI: %s %q; want an error naming the 64x48 frame", ev.Verdict, ev.Reason)
 			}
