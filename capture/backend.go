@@ -24,8 +24,13 @@ type capturer interface {
 // opener opens a backend for a parsed URI.
 type opener func(kind Kind, target string) (capturer, error)
 
+// posReader is a capturer that can say the source's time of the frame it
+// read last (CAP_PROP_POS_MSEC): see sourceClock.
+type posReader interface{ PosMsec() float64 }
+
 type gocvCapture struct{ vc *gocv.VideoCapture }
 
+func (g gocvCapture) PosMsec() float64 { return g.vc.Get(gocv.VideoCapturePosMsec) }
 func (g gocvCapture) Read(m *gocv.Mat) bool { return g.vc.Read(m) }
 func (g gocvCapture) FPS() float64          { return g.vc.Get(gocv.VideoCaptureFPS) }
 func (g gocvCapture) Close() error          { return g.vc.Close() }

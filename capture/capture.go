@@ -31,8 +31,11 @@ type Frame struct {
 	// Seq counts frames grabbed by this source, from 1. Gaps show frames
 	// that were superseded before anyone asked for them.
 	Seq uint64
-	// Time is when the frame was grabbed (hot folder: the file's
-	// modification time, the closest thing to when the camera took it).
+	// Time is when the frame was taken, as near as can be told: for a
+	// camera, stream or pipeline the source's own frame times mapped onto
+	// the wall clock where it has them (see sourceClock), else when it
+	// was read; for a video file when it was read; for a hot folder the
+	// file's modification time.
 	Time time.Time
 	// PartID names the part: the file name for a hot folder, empty for
 	// live sources (use Seq there).

@@ -51,6 +51,6 @@ func (f *ffmpegCapture) Close() error {
 	return nil
 }
 
-func (f *ffmpegCapture) get(prop int) float64 {
-	return float64(C.inspectd_capture_get(f.p, C.int(prop)))
+func (f *ffmpegCapture) PosMsec() float64 {
+	return float64(C.inspectd_capture_get(f.p, C.int(gocv.VideoCapturePosMsec)))
 }

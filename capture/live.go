@@ -147,9 +147,9 @@ func (s *liveSource) Close() error {
 	return nil
 }
 
-// publish hands a grabbed frame to the slot, taking ownership of m. It
-// reports false when the session should stop reading.
-func (s *liveSource) publish(ss *session, m gocv.Mat) bool {
+// publish hands a grabbed frame, captured at taken, to the slot, taking
+// ownership of m. It reports false when the session should stop reading.
+func (s *liveSource) publish(ss *session, m gocv.Mat, taken time.Time) bool {
 	s.mu.Lock()
 	for s.lossless && s.latest != nil && s.cur == ss {
 		ch := s.notify
@@ -174,7 +174,7 @@ func (s *liveSource) publish(ss *session, m gocv.Mat) bool {
 	}
 	s.seq++
 	now := time.Now()
-	s.latest = &Frame{Mat: m, Seq: s.seq, Time: now, Source: s.name}
+	s.latest = &Frame{Mat: m, Seq: s.seq, Time: taken, Source: s.name}
 	s.st.FramesGrabbed++
 	s.st.LastFrame = now
 	if s.st.State != StateStreaming {
@@ -198,6 +198,7 @@ func (s *liveSource) read(ss *session) {
 		s.mu.Unlock()
 		close(ss.ended)
 	}()
+	started := time.Now()
 	ss.enterDriver()
 	c, err := s.open(s.kind, s.target)
 	ss.leaveDriver()
@@ -219,6 +220,13 @@ func (s *liveSource) read(ss *session) {
 			fps = fallbackFPS
 		}
 		interval = time.Duration(float64(time.Second) / fps)
+	}
+	// Cameras, streams and pipelines stamp frames with the source's own
+	// time where it has one; a video file is a replay, stamped when read.
+	var clock *sourceClock
+	pr, hasPos := c.(posReader)
+	if hasPos && s.kind != KindFile {
+		clock = newSourceClock(started)
 	}
 	due := time.Now()
 	lastGood := time.Now()
@@ -249,8 +257,12 @@ func (s *liveSource) read(ss *session) {
 			continue
 		}
 		lastGood = time.Now()
+		taken := lastGood
+		if clock != nil {
+			taken = clock.stamp(lastGood, pr.PosMsec())
+		}
 		ss.frames++
-		if !s.publish(ss, m) {
+		if !s.publish(ss, m, taken) {
 			return
 		}
 		if interval > 0 {

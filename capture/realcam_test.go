@@ -2,6 +2,7 @@ package capture
 
 import (
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,31 +31,36 @@ func gstHTTP(url string) string {
 type realCam struct {
 	name  string
 	start func(t *testing.T, w, h int) (camServer, string)
+	// hangsInOpen: OpenCV 4.6's GStreamer back end waits without limit
+	// for a pipeline to start, and rtspsrc against a refused connection
+	// sometimes never lets it (measured: 1 to 3 opens in 20). Such a
+	// reader is abandoned, counted in Status.StuckReaders, and stays.
+	hangsInOpen bool
 }
 
 var realCams = []realCam{
 	{"rtsp h264", func(t *testing.T, w, h int) (camServer, string) {
 		s := testenv.StartRTSP(t, "h264", w, h, 15)
 		return s, s.URL()
-	}},
+	}, false},
 	{"rtsp mjpeg", func(t *testing.T, w, h int) (camServer, string) {
 		s := testenv.StartRTSP(t, "mjpeg", w, h, 15)
 		return s, s.URL()
-	}},
+	}, false},
 	{"http mjpeg", func(t *testing.T, w, h int) (camServer, string) {
 		s := testenv.StartMJPEG(t, w, h, 15)
 		return s, s.URL()
-	}},
+	}, false},
 	{"gst rtsp h264", func(t *testing.T, w, h int) (camServer, string) {
 		testenv.RequireGStreamer(t, "rtspsrc", "rtph264depay", "avdec_h264", "videoconvert", "appsink")
 		s := testenv.StartRTSP(t, "h264", w, h, 15)
 		return s, gstRTSP(s.URL())
-	}},
+	}, true},
 	{"gst http mjpeg", func(t *testing.T, w, h int) (camServer, string) {
 		testenv.RequireGStreamer(t, "souphttpsrc", "multipartdemux", "jpegdec", "videoconvert", "appsink")
 		s := testenv.StartMJPEG(t, w, h, 15)
 		return s, gstHTTP(s.URL())
-	}},
+	}, false},
 }
 
 // waitFor polls cond until it holds or fails the test after timeout.
@@ -73,8 +79,8 @@ func waitFor(t *testing.T, src Source, timeout time.Duration, what string, cond 
 	}
 }
 
-// frameOfSize reads until a frame of w x h grabbed at or after since
-// arrives, closing the others; it returns when that frame was taken.
+// frameOfSize reads until a frame of w x h taken at or after since arrives,
+// closing the others; it returns when that frame was delivered.
 func frameOfSize(t *testing.T, src Source, w, h int, since time.Time, timeout time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -86,7 +92,7 @@ func frameOfSize(t *testing.T, src Source, w, h int, since time.Time, timeout ti
 		gw, gh, at := f.Mat.Cols(), f.Mat.Rows(), f.Time
 		f.Mat.Close()
 		if gw == w && gh == h && !at.Before(since) {
-			return at
+			return time.Now()
 		}
 	}
 }
@@ -104,7 +110,7 @@ func TestRealCameraOutageAndRecovery(t *testing.T) {
 			mats := liveMats()
 			srv, uri := c.start(t, 160, 120)
 			opened := time.Now()
-			src := mustOpen(t, Config{URI: uri, StallTimeout: 2 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+			src := mustOpen(t, Config{URI: uri, StallTimeout: 5 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 
 			first := frameOfSize(t, src, 160, 120, time.Time{}, 20*time.Second)
 			// The rate is measured after the burst of frames FFmpeg
@@ -146,13 +152,23 @@ func TestRealCameraOutageAndRecovery(t *testing.T) {
 			if m := liveMats(); m != mats {
 				t.Errorf("live Mats %d before, %d after", mats, m)
 			}
-			// Readers abandoned in the driver exit once it gives up; the
-			// count must come back.
-			for deadline := time.Now().Add(40 * time.Second); runtime.NumGoroutine() > goroutines; time.Sleep(50 * time.Millisecond) {
+			// Readers abandoned in the driver exit once its timeouts
+			// (the stall timeout) expire; the count must come back, but
+			// for readers the GStreamer back end never lets go of.
+			stuck := func() int {
+				if c.hangsInOpen {
+					return src.Status().StuckReaders
+				}
+				return 0
+			}
+			for deadline := time.Now().Add(15 * time.Second); runtime.NumGoroutine() > goroutines+stuck(); time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					buf := make([]byte, 1<<20)
-					t.Fatalf("goroutines %d before, %d after:\n%s", goroutines, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+					t.Fatalf("goroutines %d before, %d after (%d readers stuck in the driver):\n%s", goroutines, runtime.NumGoroutine(), src.Status().StuckReaders, buf[:runtime.Stack(buf, true)])
 				}
+			}
+			if n := stuck(); n > 0 {
+				t.Logf("%d reader(s) stuck for good in OpenCV's GStreamer open", n)
 			}
 		})
 	}
@@ -191,6 +207,60 @@ func TestStreamResolutionChangeMidStream(t *testing.T) {
 				t.Errorf("status %+v after the change; want streaming without a reconnect", st)
 			}
 			t.Logf("%dx%d frames from %v", c.wantW, c.wantH, at.Format(time.StampMilli))
+		})
+	}
+}
+
+// TestStreamFrameTimes: frames are stamped with when they were taken, not
+// when OpenCV handed them over. FFmpeg probes an RTSP stream for a second or
+// more after connecting and then delivers the backlog in a burst; those
+// frames must not look newer than they are (a trigger sent meanwhile would
+// get one). Live frames carry the source's time mapped onto the wall clock:
+// never after their arrival, close to it.
+func TestStreamFrameTimes(t *testing.T) {
+	for _, c := range realCams {
+		t.Run(c.name, func(t *testing.T) {
+			_, uri := c.start(t, 160, 120)
+			opened := time.Now()
+			// Long enough for FFmpeg's probing: the first session delivers.
+			src := mustOpen(t, Config{URI: uri, StallTimeout: 5 * time.Second})
+			var first, prev Frame
+			var firstGot time.Time
+			var lag []time.Duration
+			for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+				f, err := nextWithin(t, src, 10*time.Second)
+				got := time.Now()
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Mat.Close()
+				if f.Time.After(got) || f.Time.Before(opened) {
+					t.Fatalf("frame %d stamped %v: outside [open %v, delivery %v]", f.Seq, f.Time, opened, got)
+				}
+				if prev.Seq != 0 && f.Time.Before(prev.Time) {
+					t.Fatalf("frame %d stamped %v, before frame %d at %v", f.Seq, f.Time, prev.Seq, prev.Time)
+				}
+				if first.Seq == 0 {
+					first, firstGot = f, got
+					end = got.Add(2 * time.Second)
+				} else if got.Sub(firstGot) > time.Second {
+					lag = append(lag, got.Sub(f.Time))
+				}
+				prev = f
+			}
+			// The first frame of a backlog is stamped with the open.
+			if st := src.Status(); st.Reconnects != 0 {
+				t.Fatalf("status %+v: the first session failed", st)
+			}
+			if wait := firstGot.Sub(opened); wait > 500*time.Millisecond && first.Time.Sub(opened) > 100*time.Millisecond {
+				t.Errorf("first frame delivered %v after opening but stamped %v after it: a backlog frame passed for a fresh one", wait, first.Time.Sub(opened))
+			}
+			slices.Sort(lag)
+			if len(lag) == 0 || lag[len(lag)/2] > 250*time.Millisecond {
+				t.Errorf("live frames reach the consumer %v (median) after their stamp; want well under 250 ms", lag)
+			}
+			t.Logf("first frame delivered %v after opening, stamped %v after it; live frames' median delay %v",
+				firstGot.Sub(opened).Round(time.Millisecond), first.Time.Sub(opened).Round(time.Millisecond), lag[len(lag)/2].Round(time.Millisecond))
 		})
 	}
 }

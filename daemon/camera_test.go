@@ -112,7 +112,7 @@ func TestNetworkCameraEndToEnd(t *testing.T) {
 			t.Setenv("INSPECTD_CAMERA", camera)
 			sub := subscribe(t, f.broker.URL(), camera)
 			cfg := f.config(t, uri)
-			cfg.StallTimeout = 2 * time.Second
+			cfg.StallTimeout = 5 * time.Second // beyond FFmpeg's probing of H.264
 			cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
 			startDaemon(t, cfg)
 			for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
