@@ -30,7 +30,7 @@ type posReader interface{ PosMsec() float64 }
 
 type gocvCapture struct{ vc *gocv.VideoCapture }
 
-func (g gocvCapture) PosMsec() float64 { return g.vc.Get(gocv.VideoCapturePosMsec) }
+func (g gocvCapture) PosMsec() float64      { return g.vc.Get(gocv.VideoCapturePosMsec) }
 func (g gocvCapture) Read(m *gocv.Mat) bool { return g.vc.Read(m) }
 func (g gocvCapture) FPS() float64          { return g.vc.Get(gocv.VideoCaptureFPS) }
 func (g gocvCapture) Close() error          { return g.vc.Close() }
