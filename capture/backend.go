@@ -63,7 +63,7 @@ func openGoCV(kind Kind, target string, timeout time.Duration) (capturer, error)
 			return nil, fmt.Errorf("opening %s %s: %w", kind, redact(target), err)
 		}
 		return c, nil
-	case KindGStreamer:
+	case KindGStreamer, KindGigE:
 		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureGstreamer)
 	default:
 		return nil, fmt.Errorf("capture: no video backend for a %s source", kind)

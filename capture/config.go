@@ -22,6 +22,7 @@ const (
 	KindStream                    // network stream: rtsp://, rtsps://, http://, https://
 	KindGStreamer                 // GStreamer pipeline ending in appsink: "gst:..."
 	KindHotFolder                 // folder of image files, one per part: "dir:/path"
+	KindGigE                      // GigE Vision camera through Aravis: "gige:name?options"
 )
 
 func (k Kind) String() string {
@@ -36,6 +37,8 @@ func (k Kind) String() string {
 		return "gstreamer"
 	case KindHotFolder:
 		return "hotfolder"
+	case KindGigE:
+		return "gige"
 	}
 	return "unknown"
 }
@@ -61,6 +64,8 @@ const (
 //	gst:nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1920,height=1080 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1
 //	                                   GStreamer pipeline (Jetson CSI cameras); must end in appsink
 //	dir:/var/spool/inspectd/cam1       hot folder of PNG/JPEG/BMP files, one file per part
+//	gige:Basler-21234567?pixel-format=BayerRG8&exposure=8000&gain=3&features=TriggerMode=On TriggerSource=Line1
+//	                                   GigE Vision camera through Aravis (see gigePipeline)
 type Config struct {
 	URI string
 
@@ -132,6 +137,12 @@ func ParseURI(uri string) (Kind, string, error) {
 			return 0, "", fmt.Errorf("capture: GStreamer pipeline %q must end in appsink so OpenCV can pull frames", p)
 		}
 		return KindGStreamer, p, nil
+	case strings.HasPrefix(lower, "gige:"):
+		p, err := gigePipeline(uri, strings.TrimSpace(s[len("gige:"):]))
+		if err != nil {
+			return 0, "", err
+		}
+		return KindGigE, p, nil
 	case strings.HasPrefix(lower, "file:"):
 		p := strings.TrimSpace(s[len("file:"):])
 		// Accept both file:/x and file:///x.
@@ -152,7 +163,7 @@ func ParseURI(uri string) (Kind, string, error) {
 			}
 			return KindStream, s, nil
 		default:
-			return 0, "", fmt.Errorf("capture: unknown scheme %q in source URI (want rtsp, rtsps, rtmp, http, https, file:, dir:, gst: or a device)", lower[:i])
+			return 0, "", fmt.Errorf("capture: unknown scheme %q in source URI (want rtsp, rtsps, rtmp, http, https, file:, dir:, gst:, gige: or a device)", lower[:i])
 		}
 	}
 	if strings.HasPrefix(s, "/dev/") {

@@ -84,12 +84,14 @@ func waitFor(t *testing.T, src Source, timeout time.Duration, what string, cond 
 func frameOfSize(t *testing.T, src Source, w, h int, since time.Time, timeout time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	var gw, gh int
 	for {
 		f, err := nextWithin(t, src, time.Until(deadline))
 		if err != nil {
-			t.Fatalf("waiting for a %dx%d frame: %v; status %+v", w, h, err, src.Status())
+			t.Fatalf("waiting for a %dx%d frame (last seen %dx%d): %v; status %+v", w, h, gw, gh, err, src.Status())
 		}
-		gw, gh, at := f.Mat.Cols(), f.Mat.Rows(), f.Time
+		var at time.Time
+		gw, gh, at = f.Mat.Cols(), f.Mat.Rows(), f.Time
 		f.Mat.Close()
 		if gw == w && gh == h && !at.Before(since) {
 			return time.Now()
