@@ -106,66 +106,93 @@ func TestNetworkCameraEndToEnd(t *testing.T) {
 	f.calibrateROI(t, f.model, 21, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
 	for i, c := range netCams {
 		t.Run(c.name, func(t *testing.T) {
-			camera := fmt.Sprintf("net%d", i)
 			srv, uri := c.start(t, 160, 120)
-			t.Setenv("INSPECTD_TRIGGER", "mqtt")
-			t.Setenv("INSPECTD_CAMERA", camera)
-			sub := subscribe(t, f.broker.URL(), camera)
-			cfg := f.config(t, uri)
-			cfg.StallTimeout = 5 * time.Second // beyond FFmpeg's probing of H.264
-			cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
-			startDaemon(t, cfg)
-			for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("daemon never online")
-				}
-			}
-			// The camera is up once a trigger is inspected.
-			triggerUntil(t, sub, camera, "warm", 30*time.Second, inspected)
-			for n := 0; n < 3; n++ {
-				ev := sub.eventFor(t, sendTrigger(sub, camera, fmt.Sprintf("P-%d", n)), 15*time.Second)
-				if !inspected(ev) {
-					t.Fatalf("part P-%d: %s %q; want an inspection", n, ev.Verdict, ev.Reason)
-				}
-				// A frame grabbed before the trigger is never inspected.
-				if ev.CapturedAt.Before(ev.TriggeredAt) {
-					t.Errorf("part P-%d: frame captured at %v, before its trigger at %v", n, ev.CapturedAt, ev.TriggeredAt)
-				}
-			}
-
-			srv.Stop()
-			for deadline := time.Now().Add(15 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
-				}
-			}
-			if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
-				t.Errorf("degraded status says %q; want the camera named", st.LastError)
-			}
-			if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError {
-				t.Errorf("trigger with the camera down: %s %q; want an error event", ev.Verdict, ev.Reason)
-			}
-
-			// Reconfigured smaller than the ROI: an error that says so.
-			srv.Start(64, 48)
-			ev, _ := triggerUntil(t, sub, camera, "small", 30*time.Second, func(ev alerts.Event) bool {
-				return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside")
-			})
-			if ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "outside the 64x48 image") {
-				t.Errorf("frame smaller than the ROI: %s %q; want an error naming the 64x48 frame", ev.Verdict, ev.Reason)
-			}
-
-			srv.Stop()
-			up := time.Now()
-			srv.Start(160, 120)
-			_, sent := triggerUntil(t, sub, camera, "back", 30*time.Second, inspected)
-			t.Logf("inspections again %v after the camera came back (%d triggers)", time.Since(up).Round(10*time.Millisecond), sent)
-			for deadline := time.Now().Add(10 * time.Second); sub.lastStatus().State != alerts.StateRunning; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("status %+v after recovery; want running", sub.lastStatus())
-				}
-			}
+			cameraEndToEnd(t, f, fmt.Sprintf("net%d", i), uri, srv, true)
 		})
+	}
+}
+
+// fixedSizeCam is a camera whose resolution the test does not change.
+type fixedSizeCam struct{ *testenv.FakeGigE }
+
+func (c fixedSizeCam) Start(int, int) { c.FakeGigE.Start() }
+
+// TestGigECameraEndToEnd: the same, for Aravis's GigE Vision simulator read
+// through the gige: kind (320x240 Mono8, set by the URI).
+func TestGigECameraEndToEnd(t *testing.T) {
+	if testenv.RunWithoutNetRaw(t) {
+		return
+	}
+	f := newFixture(t, 22)
+	f.calibrateROI(t, f.model, 22, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
+	cam := testenv.StartFakeGigE(t, "INSPD2")
+	cameraEndToEnd(t, f, "gige0", "gige:"+cam.Name()+"?pixel-format=Mono8&width=320&height=240&features=AcquisitionFrameRate=15", fixedSizeCam{cam}, false)
+}
+
+// cameraEndToEnd runs the daemon on uri with MQTT triggers against the
+// camera srv, already streaming at 160x120 (or its fixed size).
+func cameraEndToEnd(t *testing.T, f *fixture, camera, uri string, srv netCam, resizable bool) {
+	t.Setenv("INSPECTD_TRIGGER", "mqtt")
+	t.Setenv("INSPECTD_CAMERA", camera)
+	sub := subscribe(t, f.broker.URL(), camera)
+	cfg := f.config(t, uri)
+	cfg.StallTimeout = 5 * time.Second // beyond FFmpeg's probing of H.264
+	cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
+	startDaemon(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("daemon never online")
+		}
+	}
+	// The camera is up once a trigger is inspected.
+	triggerUntil(t, sub, camera, "warm", 30*time.Second, inspected)
+	for n := 0; n < 3; n++ {
+		ev := sub.eventFor(t, sendTrigger(sub, camera, fmt.Sprintf("P-%d", n)), 15*time.Second)
+		if !inspected(ev) {
+			t.Fatalf("part P-%d: %s %q; want an inspection", n, ev.Verdict, ev.Reason)
+		}
+		// A frame taken before the trigger is never inspected.
+		if ev.CapturedAt.Before(ev.TriggeredAt) {
+			t.Errorf("part P-%d: frame captured at %v, before its trigger at %v", n, ev.CapturedAt, ev.TriggeredAt)
+		}
+	}
+
+	srv.Stop()
+	down := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
+		}
+	}
+	degradedAfter := time.Since(down)
+	if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
+		t.Errorf("degraded status says %q; want the camera named", st.LastError)
+	}
+	if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError {
+		t.Errorf("trigger with the camera down: %s %q; want an error event", ev.Verdict, ev.Reason)
+	}
+
+	if resizable {
+		// Reconfigured smaller than the ROI: an error that says so.
+		srv.Start(64, 48)
+		ev, _ := triggerUntil(t, sub, camera, "small", 30*time.Second, func(ev alerts.Event) bool {
+			return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside")
+		})
+		if ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "outside the 64x48 image") {
+			t.Errorf("frame smaller than the ROI: %s %q; want an error naming the 64x48 frame", ev.Verdict, ev.Reason)
+		}
+		srv.Stop()
+	}
+
+	up := time.Now()
+	srv.Start(160, 120)
+	_, sent := triggerUntil(t, sub, camera, "back", 30*time.Second, inspected)
+	t.Logf("status degraded %v after the camera died; inspections again %v after it came back (%d triggers)",
+		degradedAfter.Round(10*time.Millisecond), time.Since(up).Round(10*time.Millisecond), sent)
+	for deadline := time.Now().Add(10 * time.Second); sub.lastStatus().State != alerts.StateRunning; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v after recovery; want running", sub.lastStatus())
+		}
 	}
 }
 
