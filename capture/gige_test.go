@@ -70,8 +70,9 @@ func TestGigEFakeCamera(t *testing.T) {
 
 	killed := time.Now()
 	cam.Stop()
-	waitFor(t, src, 20*time.Second, "reconnecting after the camera was killed", func(s Status) bool { return s.State == StateReconnecting })
+	st := waitFor(t, src, 20*time.Second, "reconnecting after the camera was killed", func(s Status) bool { return s.State == StateReconnecting })
 	detected := time.Since(killed)
+	t.Logf("camera gone: %s; last frame %v after the kill, %d grabbed", st.LastError, st.LastFrame.Sub(killed), st.FramesGrabbed)
 	up := time.Now()
 	cam.Start()
 	back := frameOfSize(t, src, 320, 240, up, 30*time.Second)

@@ -46,7 +46,12 @@ type liveSource struct {
 type session struct {
 	stop     chan struct{}
 	stopOnce sync.Once
-	ended    chan struct{}
+	// ended closes when the session stops reading (err, eof and frames
+	// are set by then); gone when its goroutine has also closed the
+	// backend and returned.
+	ended   chan struct{}
+	endOnce sync.Once
+	gone    chan struct{}
 	// inDriver is the UnixNano time the reader entered Open or Read, 0
 	// while it is outside the driver; the supervisor uses it to spot a
 	// driver call that hangs.
@@ -62,6 +67,8 @@ type session struct {
 }
 
 func (ss *session) halt() { ss.stopOnce.Do(func() { close(ss.stop) }) }
+
+func (ss *session) end() { ss.endOnce.Do(func() { close(ss.ended) }) }
 
 func (ss *session) stopped() bool {
 	select {
@@ -196,7 +203,8 @@ func (s *liveSource) read(ss *session) {
 			s.st.StuckReaders--
 		}
 		s.mu.Unlock()
-		close(ss.ended)
+		ss.end()
+		close(ss.gone)
 	}()
 	started := time.Now()
 	ss.enterDriver()
@@ -207,8 +215,14 @@ func (s *liveSource) read(ss *session) {
 		return
 	}
 	// Closing happens here even for an abandoned session, once the hung
-	// call finally returns: nobody else may touch the backend.
-	defer c.Close()
+	// call finally returns: nobody else may touch the backend. The end is
+	// reported first, so a failure shows at once even when closing is
+	// slow (Aravis takes 13 s to let go of a camera that vanished); the
+	// supervisor waits for the close only up to the stall timeout.
+	defer func() {
+		ss.end()
+		c.Close()
+	}()
 
 	var interval time.Duration
 	if s.kind == KindFile && s.cfg.Pace {
@@ -259,7 +273,12 @@ func (s *liveSource) read(ss *session) {
 		lastGood = time.Now()
 		taken := lastGood
 		if clock != nil {
-			taken = clock.stamp(lastGood, pr.PosMsec())
+			// A property query is a driver call too, and may hang
+			// like a read.
+			ss.enterDriver()
+			pos := pr.PosMsec()
+			ss.leaveDriver()
+			taken = clock.stamp(lastGood, pos)
 		}
 		ss.frames++
 		if !s.publish(ss, m, taken) {
@@ -298,7 +317,7 @@ func (s *liveSource) supervise() {
 	defer s.shutdown()
 	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
 	for s.ctx.Err() == nil {
-		ss := &session{stop: make(chan struct{}), ended: make(chan struct{})}
+		ss := &session{stop: make(chan struct{}), ended: make(chan struct{}), gone: make(chan struct{})}
 		s.mu.Lock()
 		s.cur = ss
 		s.mu.Unlock()
@@ -319,8 +338,10 @@ func (s *liveSource) supervise() {
 		case ss.eof && ss.frames == 0:
 			failure = errors.New("video file yielded no frames")
 		case ss.eof && s.cfg.Loop:
+			s.retire(ss, s.cfg.StallTimeout)
 			continue
 		case ss.eof:
+			s.retire(ss, s.cfg.StallTimeout)
 			s.end()
 			<-s.ctx.Done()
 			return
@@ -338,6 +359,11 @@ func (s *liveSource) supervise() {
 		s.st.Reconnects++
 		s.mu.Unlock()
 		s.log.Warn("capture failed; reopening", "err", failure, "backoff", wait)
+		// A backend still closing holds the device; a new one would
+		// only fail to open it. (A stalled one is abandoned already.)
+		if !stalled {
+			s.retire(ss, s.cfg.StallTimeout)
+		}
 		if !sleepCtx(s.ctx, wait) {
 			return
 		}
@@ -372,7 +398,7 @@ func (s *liveSource) retire(ss *session, grace time.Duration) {
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
-		case <-ss.ended:
+		case <-ss.gone:
 		case <-t.C:
 		}
 	}
