@@ -17,7 +17,7 @@ import (
 type Daemon struct {
 	Runtime
 	Camera         string        `envconfig:"CAMERA" default:"cam0" desc:"camera id: MQTT sub-tree and client id"`
-	Source         string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://..., gst:<pipeline>, or dir:/path (hot folder) (required)"`
+	Source         string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://... or http://... stream, gst:<pipeline>, gige:<camera>?<options> (GigE Vision through Aravis), or dir:/path (hot folder) (required)"`
 	SourceLoop     bool          `envconfig:"SOURCE_LOOP" default:"false" desc:"loop a video file"`
 	SourcePace     bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
 	Model          string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`
@@ -85,7 +85,7 @@ func (d *Daemon) Validate() error {
 	d.operatingDefaults()
 	switch {
 	case d.Source == "":
-		return bad("SOURCE", `""`, "required (a camera device, video file, stream URL, gst: pipeline or dir: hot folder)")
+		return bad("SOURCE", `""`, "required (a camera device, video file, stream URL, gst: pipeline, gige: camera or dir: hot folder)")
 	case d.Camera == "" || strings.ContainsAny(d.Camera, "/+#"):
 		return bad("CAMERA", d.Camera, "want a non-empty id without / + #")
 	case d.Model == "":
