@@ -16,11 +16,12 @@ demo: build
 	bash scripts/demo.sh
 
 # The second run counts live GoCV Mats (gocv's matprofile tag) in the
-# long-running paths: capture, image work, inspection, and a daemon soak.
+# long-running paths: capture (with the real cameras' outages), image work,
+# inspection, and a daemon soak.
 test: setup
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
-	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
+	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
 
 # Fuzzing for a bounded time (FUZZTIME each): the model reader and the image
 # check and decoder. Inputs that fail are written to testdata/fuzz and
