@@ -57,7 +57,7 @@ func TestGigEFakeCamera(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	mats := liveMats()
 	opened := time.Now()
-	src := mustOpen(t, Config{URI: "gige:" + cam.Name() + "?pixel-format=Mono8&width=320&height=240&exposure=2000&gain=1&features=AcquisitionFrameRate=20",
+	src := mustOpen(t, Config{URI: "gige:" + cam.Address() + "?pixel-format=Mono8&width=320&height=240&exposure=2000&gain=1&features=AcquisitionFrameRate=20",
 		StallTimeout: 5 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	first := frameOfSize(t, src, 320, 240, time.Time{}, 20*time.Second)
 	time.Sleep(time.Second)

@@ -126,7 +126,7 @@ func TestGigECameraEndToEnd(t *testing.T) {
 	f := newFixture(t, 22)
 	f.calibrateROI(t, f.model, 22, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
 	cam := testenv.StartFakeGigE(t, "INSPD2")
-	cameraEndToEnd(t, f, "gige0", "gige:"+cam.Name()+"?pixel-format=Mono8&width=320&height=240&features=AcquisitionFrameRate=15", fixedSizeCam{cam}, false)
+	cameraEndToEnd(t, f, "gige0", "gige:"+cam.Address()+"?pixel-format=Mono8&width=320&height=240&features=AcquisitionFrameRate=15", fixedSizeCam{cam}, false)
 }
 
 // cameraEndToEnd runs the daemon on uri with MQTT triggers against the

@@ -28,13 +28,15 @@ type FakeGigE struct {
 
 // StartFakeGigE starts the simulator, skipping the test when Aravis's tools
 // or its GStreamer element are missing; it stops at cleanup. GVCP's port is
-// fixed (3956), so tests using it must not run in parallel.
+// fixed (3956): a lock file keeps simulators of test binaries running at the
+// same time (go test ./...) from sharing it.
 func StartFakeGigE(t testing.TB, serial string) *FakeGigE {
 	t.Helper()
 	if _, err := exec.LookPath("arv-fake-gv-camera-0.8"); err != nil {
 		skip(t, "arv-fake-gv-camera-0.8 not installed (scripts/setup.sh installs aravis-tools)")
 	}
 	RequireGStreamer(t, "aravissrc", "videoconvert", "appsink")
+	lockGVCP(t)
 	f := &FakeGigE{t: t, Serial: serial}
 	t.Cleanup(func() {
 		f.Stop()
@@ -46,8 +48,10 @@ func StartFakeGigE(t testing.TB, serial string) *FakeGigE {
 	return f
 }
 
-// Name is how Aravis names the simulated camera.
-func (f *FakeGigE) Name() string { return "Aravis-Fake-" + f.Serial }
+// Address is the camera as the gige: URI should name it in tests: by its IP
+// address Aravis asks that address alone, while a name (Aravis-Fake-SERIAL)
+// makes it broadcast a discovery on every interface, beyond loopback.
+func (f *FakeGigE) Address() string { return "127.0.0.1" }
 
 // Start (re)starts the simulator. It listens at once; no wait is needed
 // beyond the process starting, and discovery by the reader retries.
@@ -135,4 +139,23 @@ func RunWithoutNetRaw(t *testing.T) (ranElsewhere bool) {
 		t.Fatalf("the test without CAP_NET_RAW did not pass: %s", fmt.Sprint(len(out)))
 	}
 	return true
+}
+
+// lockGVCP waits (at most two minutes) for an exclusive lock on a file
+// standing for UDP port 3956 on 127.0.0.1, held until the test ends.
+func lockGVCP(t testing.TB) {
+	t.Helper()
+	fd, err := syscall.Open(os.TempDir()+"/inspectd-test-gvcp.lock", syscall.O_CREAT|syscall.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatalf("GigE simulator lock: %v", err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			break
+		} else if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
+			syscall.Close(fd)
+			t.Fatalf("GigE simulator lock: %v", err)
+		}
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
 }
