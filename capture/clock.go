@@ -28,12 +28,13 @@ import (
 //     for frames taken after a later trigger.
 //   - A capture time is never later than the frame's arrival.
 //
-// Without usable source times (missing, negative, going backwards, or never
-// once slower than the wall clock within maxBacklog) frames are stamped on
-// arrival.
+// Without usable source times (missing, negative, standing still, going
+// backwards, or never once slower than the wall clock within maxBacklog)
+// frames are stamped on arrival.
 type sourceClock struct {
 	opened      time.Time
 	first       time.Time // arrival of the first frame
+	firstPos    float64
 	n           int
 	off, live   bool
 	anchor      time.Time
@@ -58,14 +59,17 @@ func (c *sourceClock) stamp(arrival time.Time, posMS float64) time.Time {
 	if c.off {
 		return arrival
 	}
-	if math.IsNaN(posMS) || math.IsInf(posMS, 0) || posMS < 0 || posMS > 1e12 || (c.n > 0 && posMS < c.prevPos) {
+	// A source time that stands still past the first few frames (a
+	// back end answering 0) says nothing either.
+	if math.IsNaN(posMS) || math.IsInf(posMS, 0) || posMS < 0 || posMS > 1e12 || (c.n > 0 && posMS < c.prevPos) ||
+		(c.n >= 3 && posMS == c.firstPos) {
 		c.off = true
 		return arrival
 	}
 	pos := time.Duration(posMS * float64(time.Millisecond))
 	cand := arrival.Add(-pos)
 	if c.n == 0 {
-		c.anchor, c.first = cand, arrival
+		c.anchor, c.first, c.firstPos = cand, arrival, posMS
 	} else {
 		dPos := posMS - c.prevPos
 		if dPos > 0 && arrival.Sub(c.prevArrival) >= time.Duration(dPos*float64(time.Millisecond)/2) {

@@ -44,6 +44,9 @@ func TestSourceClock(t *testing.T) {
 			{100, 5000, 0}, {200, 5100, 200}, {250, 5200, 250},
 		}},
 		{"not a number", []frame{{100, math.NaN(), 100}}},
+		{"source time standing still: arrival from the fourth frame", []frame{
+			{50, 0, 0}, {100, 0, 0}, {150, 0, 0}, {200, 0, 200}, {250, 0, 250},
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
