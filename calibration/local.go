@@ -57,7 +57,11 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	if len(cands) > 1 {
 		pimgs, owner, err := makeProbes(imgs, cfg.Seed)
 		if err != nil {
-			return nil, err
+			// Images too small for a defect of under 1% (or otherwise
+			// unfit for one) leave nothing to judge by: the first,
+			// plainest candidate, as without a choice.
+			slog.Warn("transformations not chosen: no synthetic defects on these good parts; using the first candidate", "candidate", cands[0].Name, "err", err)
+			cands = cands[:1]
 		}
 		for j, p := range pimgs {
 			r, _, _, _, err := l.Patches(ctx, ex, []gocv.Mat{p})

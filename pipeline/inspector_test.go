@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"path/filepath"
 	"strings"
@@ -443,5 +444,66 @@ func TestHeatBaselines(t *testing.T) {
 	delete(partial.Tensors, own[0].Name)
 	if _, err := pipeline.NewInspector(partial, fx.ex, fx.sha); err == nil {
 		t.Error("model missing one baseline of several was accepted")
+	}
+}
+
+// TestCalibrateChoosesTransforms: patch calibration judges every candidate
+// set of transformations and the model uses the one it records as chosen;
+// parts too small for a synthetic defect fall back to the first candidate
+// instead of failing.
+func TestCalibrateChoosesTransforms(t *testing.T) {
+	testenv.RequireORT(t)
+	cfg := testConfig(local.MethodPatchCore)
+	backbone, _ := tinyBackbone(t)
+	ex := openExtractor(t, engine.ONNXRuntime, backbone, cfg.Features)
+	for _, tc := range []struct {
+		name   string
+		size   int
+		choice bool
+	}{{"parts of 96 px", imgSize, true}, {"parts of 48 px", 48, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var imgs []gocv.Mat
+			var files []string
+			for i := range nGood {
+				g := synth.Good(int64(700+i), imgSize)
+				if tc.size != imgSize {
+					small := gocv.NewMat()
+					gocv.Resize(g, &small, image.Pt(tc.size, tc.size), 0, 0, gocv.InterpolationArea)
+					g.Close()
+					g = small
+				}
+				imgs = append(imgs, g)
+				files = append(files, fmt.Sprint(i))
+			}
+			defer func() {
+				for _, m := range imgs {
+					m.Close()
+				}
+			}()
+			res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, files, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			man := res.Manifest
+			ch := man.Training.Choice
+			if !tc.choice {
+				if ch != nil || man.Transforms != cfg.Choose[0].Transforms {
+					t.Errorf("choice %+v, transforms %+v: want none recorded and the first candidate's", ch, man.Transforms)
+				}
+				return
+			}
+			if ch == nil || len(ch.Candidates) != len(cfg.Choose) || ch.Probes != 2*nGood {
+				t.Fatalf("choice %+v: want %d candidates judged on %d probes", ch, len(cfg.Choose), 2*nGood)
+			}
+			for _, c := range cfg.Choose {
+				if c.Name == ch.Chosen {
+					if man.Transforms != c.Transforms || man.TestTransforms != 1 {
+						t.Errorf("chose %s, model has transforms %+v, T=%d", c.Name, man.Transforms, man.TestTransforms)
+					}
+					return
+				}
+			}
+			t.Errorf("chose %q, not a candidate", ch.Chosen)
+		})
 	}
 }
