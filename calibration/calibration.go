@@ -48,7 +48,7 @@ type FlowShape struct {
 
 // Config is everything calibration needs besides the images.
 type Config struct {
-	Backbone     string // backbone file name (found by config.Runtime.FindBackbone) or path
+	Backbone     string // backbone file name (found by model.FindBackbone in config.Runtime's dirs) or path
 	Features     features.Config
 	Transforms   transform.Config
 	TrainViews   int // random transformations cached per image for training
@@ -364,13 +364,13 @@ func BuildCacheWith(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat
 			a := cfg.Transforms.TrainAngle(rng)
 			angles = append(angles, a)
 			if store == nil {
-				views = append(views, cfg.Transforms.Apply(img, a, rng))
+				views = append(views, transform.Apply(cfg.Transforms, img, a, rng))
 			}
 		}
 		angles = append(angles, test...)
 		extract := func(want []float64) ([]float32, error) {
 			for _, a := range want[len(views):] {
-				views = append(views, cfg.Transforms.Apply(img, a, nil))
+				views = append(views, transform.Apply(cfg.Transforms, img, a, nil))
 			}
 			vecs, _, err := ex.Extract(ctx, views, false)
 			for _, v := range views {

@@ -18,6 +18,7 @@ import (
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
+	"github.com/inspectd/inspectd/transform"
 )
 
 // calibrateLocal fits a patch-level density: the patches of every good image
@@ -171,7 +172,7 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 		rows = append(rows, base[i]...)
 		var views []gocv.Mat
 		for v := 1; v < c.TrainViews; v++ {
-			views = append(views, c.Transforms.Apply(img, c.Transforms.TrainAngle(rng), rng))
+			views = append(views, transform.Apply(c.Transforms, img, c.Transforms.TrainAngle(rng), rng))
 		}
 		n := h * w
 		if len(views) > 0 {

@@ -14,8 +14,9 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/engine/onnxproto"
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/spec"
 )
 
 // Prefix of every environment variable.
@@ -46,13 +47,13 @@ func LoadRuntime() (Runtime, error) {
 
 // Validate checks values and resolves default file locations.
 func (r *Runtime) Validate() error {
-	switch engine.Kind(r.Engine) {
-	case engine.ONNXRuntime, engine.OpenCV:
+	switch spec.Runtime(r.Engine) {
+	case spec.ONNXRuntime, spec.OpenCV:
 	default:
 		return fmt.Errorf("configuration: INSPECTD_RUNTIME=%q: want onnxruntime or opencv", r.Engine)
 	}
-	switch engine.Provider(r.Provider) {
-	case engine.CPU, engine.CUDA, engine.TensorRT:
+	switch spec.Provider(r.Provider) {
+	case spec.CPU, spec.CUDA, spec.TensorRT:
 	default:
 		return fmt.Errorf("configuration: INSPECTD_PROVIDER=%q: want cpu, cuda or tensorrt", r.Provider)
 	}
@@ -81,7 +82,7 @@ func (r *Runtime) Validate() error {
 			filepath.Join(".deps", "models", "mobilenet_v2_taps.onnx"),
 			"/usr/share/inspectd/mobilenet_v2_taps.onnx")
 	}
-	if r.ORTLib == "" && engine.Kind(r.Engine) == engine.ONNXRuntime {
+	if r.ORTLib == "" && spec.Runtime(r.Engine) == spec.ONNXRuntime {
 		arch := "x64"
 		if runtime.GOARCH == "arm64" {
 			arch = "arm64"
@@ -98,26 +99,17 @@ func (r *Runtime) Validate() error {
 // /usr/share/inspectd. A name that is a path is taken as it is; a name found
 // nowhere gives INSPECTD_BACKBONE, whose checksum then decides.
 func (r Runtime) FindBackbone(name string) string {
-	if name == "" || filepath.Base(name) != name {
-		if name == "" {
-			return r.Backbone
-		}
-		return name
-	}
+	return model.FindBackbone(name, r.Backbone, r.BackboneDirs()...)
+}
+
+// BackboneDirs are where a backbone named by a model is looked for, in order:
+// beside INSPECTD_BACKBONE, in .deps/models, in /usr/share/inspectd.
+func (r Runtime) BackboneDirs() []string {
 	dirs := []string{filepath.Join(".deps", "models"), "/usr/share/inspectd"}
 	if r.Backbone != "" {
 		dirs = append([]string{filepath.Dir(r.Backbone)}, dirs...)
 	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if _, err := os.Stat(p); err == nil {
-			if abs, err := filepath.Abs(p); err == nil {
-				return abs
-			}
-			return p
-		}
-	}
-	return r.Backbone
+	return dirs
 }
 
 // BackboneFor picks the backbone for a calibration that wants taps: a
@@ -157,13 +149,6 @@ func firstExisting(paths ...string) string {
 		}
 	}
 	return paths[0]
-}
-
-// Open opens the backbone with the given outputs (INSPECTD_BACKBONE, or the
-// file FindBackbone chose when the caller set r.Backbone to it).
-func (r Runtime) Open(outputs []string) (engine.Runtime, error) {
-	return engine.Open(engine.Options{Kind: engine.Kind(r.Engine), Model: r.Backbone, Outputs: outputs,
-		Threads: r.Threads, Library: r.ORTLib, Provider: engine.Provider(r.Provider)})
 }
 
 // Usage lists the environment variables of a settings struct with defaults.

@@ -31,6 +31,7 @@ import (
 	"github.com/inspectd/inspectd/capture"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/options"
 	"github.com/inspectd/inspectd/internal/redact"
 	"github.com/inspectd/inspectd/pipeline"
 )
@@ -236,7 +237,7 @@ func (d *Daemon) maxRate() float64 {
 }
 
 func (d *Daemon) loadModel(path string) (*active, error) {
-	l, err := pipeline.Open(d.cfg.Runtime, path)
+	l, err := pipeline.Open(options.Pipeline(d.cfg.Runtime), path)
 	if err != nil {
 		return nil, fmt.Errorf("loading model: %w", err)
 	}

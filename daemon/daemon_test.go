@@ -26,10 +26,12 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/engine/tiny"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/cli"
+	"github.com/inspectd/inspectd/internal/options"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
@@ -97,7 +99,7 @@ func (f *fixture) calibrateROI(t *testing.T, path string, seed int64, roi string
 		cfg.Features, cfg.Features.Scales, cfg.Choose, cfg.Seed = fc, []int{64}, nil, seed
 	}
 	cfg.ROI = roi
-	rt, err := rc.Open(cfg.Features.Taps)
+	rt, err := engine.Open(options.Engine(rc, cfg.Features.Taps))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/inspectd/inspectd/engine/onnxproto"
+	"github.com/inspectd/inspectd/spec"
 )
 
 // Tensor is a dense float32 array in row-major order (NCHW for images).
@@ -42,21 +43,22 @@ type Runtime interface {
 	Close() error
 }
 
-// Kind names a runtime implementation.
-type Kind string
+// Kind names a runtime implementation. The names live in package spec, free
+// of native code, so configuration can check them without linking a runtime.
+type Kind = spec.Runtime
 
 const (
-	ONNXRuntime Kind = "onnxruntime"
-	OpenCV      Kind = "opencv"
+	ONNXRuntime = spec.ONNXRuntime
+	OpenCV      = spec.OpenCV
 )
 
 // Provider names an execution provider of ONNX Runtime.
-type Provider string
+type Provider = spec.Provider
 
 const (
-	CPU      Provider = "cpu"
-	CUDA     Provider = "cuda"
-	TensorRT Provider = "tensorrt"
+	CPU      = spec.CPU
+	CUDA     = spec.CUDA
+	TensorRT = spec.TensorRT
 )
 
 // Options selects and configures a runtime.

@@ -27,11 +27,11 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
-	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/internal/durable"
-	"github.com/inspectd/inspectd/transform"
+	"github.com/inspectd/inspectd/spec"
 )
 
 // FormatName and FormatVersion identify the file; Load refuses other versions.
@@ -132,17 +132,17 @@ type TensorInfo struct {
 
 // Manifest is manifest.json.
 type Manifest struct {
-	Format         string           `json:"format"`
-	Version        int              `json:"version"`
-	ID             string           `json:"id"` // first 12 hex digits of the weights' sha256
-	Backbone       Backbone         `json:"backbone"`
-	Features       features.Config  `json:"features"`
-	ROI            string           `json:"roi,omitempty"` // "x,y,w,h" in source pixels
-	Transforms     transform.Config `json:"transforms"`
-	TestTransforms int              `json:"test_transforms"`
-	Method         Method           `json:"method"`
-	MethodConfig   json.RawMessage  `json:"method_config,omitempty"`
-	HeatmapSigma   float64          `json:"heatmap_sigma"`
+	Format         string          `json:"format"`
+	Version        int             `json:"version"`
+	ID             string          `json:"id"` // first 12 hex digits of the weights' sha256
+	Backbone       Backbone        `json:"backbone"`
+	Features       spec.Features   `json:"features"`
+	ROI            string          `json:"roi,omitempty"` // "x,y,w,h" in source pixels
+	Transforms     spec.Transforms `json:"transforms"`
+	TestTransforms int             `json:"test_transforms"`
+	Method         Method          `json:"method"`
+	MethodConfig   json.RawMessage `json:"method_config,omitempty"`
+	HeatmapSigma   float64         `json:"heatmap_sigma"`
 	// HeatmapGood is the heat level good parts reach: the overlay's cold end,
 	// so typical good variation never looks like a defect.
 	HeatmapGood   float64      `json:"heatmap_good"`
@@ -347,6 +347,29 @@ func read(r io.ReaderAt, size int64) (*Model, error) {
 		m.Tensors[ti.Name] = Tensor{Name: ti.Name, Shape: ti.Shape, Data: all[ti.Offset : ti.Offset+n : ti.Offset+n]}
 	}
 	return m, nil
+}
+
+// FindBackbone locates a backbone by the file name a model records (or a
+// method's default names) in dirs, in order. A name that is a path is taken
+// as it is; an empty name, or one found nowhere, gives fallback, whose
+// checksum then decides. config.Runtime says which dirs and fallback.
+func FindBackbone(name, fallback string, dirs ...string) string {
+	if name == "" {
+		return fallback
+	}
+	if filepath.Base(name) != name {
+		return name
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+			return p
+		}
+	}
+	return fallback
 }
 
 // FileSHA256 is the hex sha256 of a file (used for the backbone).

@@ -7,7 +7,7 @@ import (
 	"math/bits"
 	"strings"
 
-	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/spec"
 )
 
 // Limits on what a model file may declare. A model file is untrusted input
@@ -108,7 +108,7 @@ func (m *Manifest) Validate(weights int) error {
 		return fmt.Errorf("roi of %d bytes, at most %d", len(m.ROI), maxROIBytes)
 	}
 	if m.ROI != "" {
-		if _, err := imageops.ParseROI(m.ROI); err != nil {
+		if _, err := spec.ParseROI(m.ROI); err != nil {
 			return err
 		}
 	}

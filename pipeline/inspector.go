@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/transform"
 )
 
 // HeatSize is the square working resolution of heatmaps before they are
@@ -130,7 +131,7 @@ func (in *Inspector) Vectors(ctx context.Context, img gocv.Mat, angles []float64
 	defer part.Close()
 	views := make([]gocv.Mat, len(angles))
 	for i, a := range angles {
-		views[i] = in.man.Transforms.Apply(part, a, nil)
+		views[i] = transform.Apply(in.man.Transforms, part, a, nil)
 	}
 	defer func() {
 		for _, v := range views {
@@ -190,7 +191,7 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 	}
 	views := make([]gocv.Mat, len(in.angles))
 	for i, a := range in.angles {
-		views[i] = in.man.Transforms.Apply(part, a, nil)
+		views[i] = transform.Apply(in.man.Transforms, part, a, nil)
 	}
 	defer func() {
 		for _, v := range views {

@@ -145,7 +145,7 @@ func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.M
 func (l *Local) Map(ctx context.Context, ex *features.Extractor, part gocv.Mat, angles []float64, exclude int32) ([]float32, error) {
 	views := make([]gocv.Mat, len(angles))
 	for i, a := range angles {
-		views[i] = l.Transforms.Apply(part, a, nil)
+		views[i] = transform.Apply(l.Transforms, part, a, nil)
 	}
 	defer func() {
 		for _, v := range views {

@@ -6,87 +6,30 @@
 package transform
 
 import (
-	"fmt"
 	"math/rand/v2"
 
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/spec"
 )
 
 // Mode is a family of transformations.
-type Mode string
+type Mode = spec.TransformMode
 
 const (
-	None   Mode = "none"   // identity only: T is 1 whatever is asked
-	Small  Mode = "small"  // rotations within +-MaxAngle
-	Rotate Mode = "rotate" // rotations over the full circle (the paper's)
+	None   = spec.TransformNone   // identity only: T is 1 whatever is asked
+	Small  = spec.TransformSmall  // rotations within +-MaxAngle
+	Rotate = spec.TransformRotate // rotations over the full circle (the paper's)
 )
 
-// Config is stored in the model so scoring transforms as training did.
-type Config struct {
-	Mode       Mode    `json:"mode"`
-	MaxAngle   float64 `json:"max_angle,omitempty"` // degrees, Small only
-	Brightness float64 `json:"brightness,omitempty"`
-	Contrast   float64 `json:"contrast,omitempty"`
-	Saturation float64 `json:"saturation,omitempty"`
-}
+// Config is stored in the model so scoring transforms as training did; it
+// lives in package spec, free of native code, for that reason.
+type Config = spec.Transforms
 
-// Validate names the first bad setting.
-func (c Config) Validate() error {
-	switch c.Mode {
-	case None, Rotate:
-	case Small:
-		if c.MaxAngle <= 0 || c.MaxAngle > 180 {
-			return fmt.Errorf("transform: max angle %g must be in (0, 180] degrees for mode small", c.MaxAngle)
-		}
-	default:
-		return fmt.Errorf("transform: unknown mode %q (want none, small or rotate)", c.Mode)
-	}
-	for name, v := range map[string]float64{"brightness": c.Brightness, "contrast": c.Contrast, "saturation": c.Saturation} {
-		if v < 0 || v >= 1 {
-			return fmt.Errorf("transform: %s jitter %g must be in [0, 1)", name, v)
-		}
-	}
-	return nil
-}
-
-// TestAngles are the T fixed rotations used for scoring, in degrees.
-func (c Config) TestAngles(t int) []float64 {
-	if t < 1 || c.Mode == None {
-		return []float64{0}
-	}
-	a := make([]float64, t)
-	for i := range a {
-		switch c.Mode {
-		case Rotate:
-			a[i] = float64(i) * 360 / float64(t)
-		case Small:
-			if t > 1 {
-				a[i] = -c.MaxAngle + 2*c.MaxAngle*float64(i)/float64(t-1)
-			}
-		}
-	}
-	return a
-}
-
-// TrainAngle draws one random rotation for training.
-func (c Config) TrainAngle(rng *rand.Rand) float64 {
-	switch c.Mode {
-	case Rotate:
-		return rng.Float64()*360 - 180
-	case Small:
-		return (2*rng.Float64() - 1) * c.MaxAngle
-	}
-	return 0
-}
-
-// Jitters reports whether colour jitter is enabled.
-func (c Config) Jitters() bool { return c.Brightness > 0 || c.Contrast > 0 || c.Saturation > 0 }
-
-// Apply returns img rotated by angle, plus colour jitter when rng is given and
-// jitter is on. The caller closes the result.
-func (c Config) Apply(img gocv.Mat, angle float64, rng *rand.Rand) gocv.Mat {
+// Apply returns img rotated by angle, plus colour jitter of c when rng is
+// given and jitter is on. The caller closes the result.
+func Apply(c Config, img gocv.Mat, angle float64, rng *rand.Rand) gocv.Mat {
 	var out gocv.Mat
 	if angle == 0 {
 		out = img.Clone()

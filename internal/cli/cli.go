@@ -17,9 +17,11 @@ import (
 	"syscall"
 
 	"github.com/inspectd/inspectd/config"
+	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/logging"
+	"github.com/inspectd/inspectd/internal/options"
 	"github.com/inspectd/inspectd/internal/redact"
 	"github.com/inspectd/inspectd/pipeline"
 )
@@ -182,7 +184,7 @@ func openModel(path string) (*pipeline.Inspector, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := pipeline.Open(rc, path)
+	l, err := pipeline.Open(options.Pipeline(rc), path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,7 +198,7 @@ func openExtractor(fc features.Config, backbone string) (*features.Extractor, st
 		return nil, "", nil, err
 	}
 	rc.Backbone = rc.BackboneFor(backbone, fc.Taps)
-	rt, err := rc.Open(fc.Taps)
+	rt, err := engine.Open(options.Engine(rc, fc.Taps))
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -29,8 +29,10 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/internal/options"
 	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/sparkplug"
@@ -88,7 +90,7 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	}
 	fmt.Fprintf(w, "demo: calibrating on %d good frames of %s\n", len(good), opt.Video)
 	rc.Backbone = rc.BackboneFor(opt.Calib.Backbone, opt.Calib.Features.Taps)
-	rt, err := rc.Open(opt.Calib.Features.Taps)
+	rt, err := engine.Open(options.Engine(rc, opt.Calib.Features.Taps))
 	if err != nil {
 		return sum, err
 	}
