@@ -3,8 +3,10 @@
 GO      ?= go
 PKGS    ?= ./...
 BIN     := bin/inspectd
+# Installed by scripts/setup.sh at the version pinned there.
+STATICCHECK ?= .deps/bin/staticcheck
 
-.PHONY: setup build demo test fuzz bench vet fmt clean
+.PHONY: setup build demo test fuzz bench vet lint fmt clean
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +22,7 @@ demo: build
 # inspection, and a daemon soak.
 test: setup
 	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
 	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
 
@@ -33,6 +36,10 @@ fuzz: setup
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)
+
+lint: setup
+	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

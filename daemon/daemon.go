@@ -322,7 +322,7 @@ wait:
 	for {
 		select {
 		case <-d.hup:
-			d.Reload()
+			_ = d.Reload() // a refused reload is reported by Reload (status, metrics, log); the old model runs on
 		case <-status.C:
 			d.publishStatus()
 		case <-watch.C:

@@ -28,7 +28,7 @@ func MapToMat(src []float32, h, w int) gocv.Mat {
 // MatToMap copies a 32FC1 Mat into a new map, returning its rows and cols.
 func MatToMap(m gocv.Mat) (heat []float32, h, w int, err error) {
 	if m.Empty() || m.Type() != gocv.MatTypeCV32F {
-		return nil, 0, 0, fmt.Errorf("Mat to map: want a non-empty 32FC1 Mat, got %dx%d type %v", m.Cols(), m.Rows(), m.Type())
+		return nil, 0, 0, fmt.Errorf("converting Mat to map: want a non-empty 32FC1 Mat, got %dx%d type %v", m.Cols(), m.Rows(), m.Type())
 	}
 	c := m
 	if !m.IsContinuous() {
@@ -37,7 +37,7 @@ func MatToMap(m gocv.Mat) (heat []float32, h, w int, err error) {
 	}
 	d, err := c.DataPtrFloat32()
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("Mat to map: %w", err)
+		return nil, 0, 0, fmt.Errorf("converting Mat to map: %w", err)
 	}
 	return append([]float32(nil), d...), m.Rows(), m.Cols(), nil
 }

@@ -219,6 +219,7 @@ func flowBounds(raw json.RawMessage, weights int) error {
 		}
 	}
 	if math.IsNaN(c.Clamp) || math.IsInf(c.Clamp, 0) || c.Clamp < 0 || c.Clamp > 1e6 {
+		//lint:ignore ST1005 names the field, like the bounds above
 		return fmt.Errorf("Clamp %v outside 0..1e6", c.Clamp)
 	}
 	// The parameters flow.New allocates: per block two subnets, each
@@ -228,6 +229,7 @@ func flowBounds(raw json.RawMessage, weights int) error {
 	subnet := func(in, out int) int { return in*h + h + (c.Depth-1)*(h*h+h) + h*out + out }
 	params := c.Blocks * (subnet(n2, 2*n1) + subnet(n1, 2*n2))
 	if weights >= 0 && params > weights {
+		//lint:ignore ST1005 names the fields, like the bounds above
 		return fmt.Errorf("Dim %d, Blocks %d, Hidden %d, Depth %d need %d parameters; the file holds %d values",
 			c.Dim, c.Blocks, c.Hidden, c.Depth, params, weights)
 	}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent set-up for a fresh machine that has Go, gcc, npm and apt:
 # Debian packages, the ONNX Runtime shared library, the pretrained backbone
-# (from ../shared when present) and Go modules. Safe to run again: each step
-# checks what is already there.
+# (from ../shared when present), Go modules and staticcheck. Safe to run
+# again: each step checks what is already there.
 #
 #   INSPECTD_ORT_LIB=/path/libonnxruntime.so.1  use that library, download nothing
 #   INSPECTD_BACKBONE=/path/model.onnx          use that backbone
@@ -103,6 +103,13 @@ else
   say "npm not found: the Sparkplug tests against Eclipse Tahu's decoder will skip"
 fi
 
-# --- Go modules ------------------------------------------------------------
+# --- Go modules and tools -------------------------------------------------
 (cd "$root" && go mod download)
+# staticcheck, pinned, built from the Go module proxy into .deps/bin (make
+# test runs it); the version check makes a bump here rebuild it.
+staticcheck_version=0.8.2
+if ! "$deps/bin/staticcheck" -version 2>/dev/null | grep -qF "($staticcheck_version)"; then
+  say "installing staticcheck v$staticcheck_version into .deps/bin"
+  GOBIN="$deps/bin" go install "honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"
+fi
 say "done"

@@ -127,7 +127,9 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 
 	// 3. A subscriber, as the PLC/SCADA layer would be.
 	heatDir := filepath.Join(opt.Out, "heatmaps")
-	os.MkdirAll(heatDir, 0o755)
+	if err := os.MkdirAll(heatDir, 0o755); err != nil {
+		return sum, fmt.Errorf("demo heatmap folder: %w", err)
+	}
 	var mu sync.Mutex
 	var events []alerts.Event
 	topics := alerts.TopicsFor("inspectd", "demo")
@@ -136,7 +138,7 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		return sum, fmt.Errorf("demo subscriber: %v", t.Error())
 	}
 	defer sub.Disconnect(100)
-	sub.Subscribe(topics.Event, 1, func(_ paho.Client, m paho.Message) {
+	if err := subscribe(sub, topics.Event, func(_ paho.Client, m paho.Message) {
 		var ev alerts.Event
 		if json.Unmarshal(m.Payload(), &ev) != nil {
 			return
@@ -149,15 +151,24 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 			heat = "  heatmap " + filepath.Join(heatDir, ev.ID+".jpg")
 		}
 		fmt.Fprintf(w, "event %3d  %-6s  score %8.4g  threshold %.4g  %6.0f ms%s\n", ev.Seq, ev.Verdict, ev.Score, ev.Threshold, ev.LatencyMS, heat)
-	}).Wait()
-	sub.Subscribe(topics.HeatmapBase+"/+", 1, func(_ paho.Client, m paho.Message) {
+	}); err != nil {
+		return sum, err
+	}
+	if err := subscribe(sub, topics.HeatmapBase+"/+", func(_ paho.Client, m paho.Message) {
 		id := m.Topic()[strings.LastIndex(m.Topic(), "/")+1:]
-		imageops.WriteFileAtomic(filepath.Join(heatDir, id+".jpg"), m.Payload())
-	}).Wait()
+		// A heatmap that cannot be saved costs the picture, not the demo.
+		if err := imageops.WriteFileAtomic(filepath.Join(heatDir, id+".jpg"), m.Payload()); err != nil {
+			fmt.Fprintf(w, "demo: heatmap %s not saved: %v\n", id, err)
+		}
+	}); err != nil {
+		return sum, err
+	}
 	var spb *sparkplugPrinter
 	if opt.Sparkplug {
 		spb = newSparkplugPrinter(w)
-		sub.Subscribe(sparkplug.Namespace+"/#", 1, spb.handle).Wait()
+		if err := subscribe(sub, sparkplug.Namespace+"/#", spb.handle); err != nil {
+			return sum, err
+		}
 	}
 
 	// 4. The daemon on the video.
@@ -250,6 +261,19 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 		fmt.Fprintf(w, "  sparkplug B (group demo, edge node inspectd-demo, device demo): %s\n", spb.summary())
 	}
 	return sum, nil
+}
+
+// subscribe subscribes the demo's client at QoS 1 and waits for the broker's
+// answer, so a refused subscription fails the demo instead of emptying it.
+func subscribe(c paho.Client, topic string, h paho.MessageHandler) error {
+	t := c.Subscribe(topic, 1, h)
+	if !t.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("demo subscriber: subscribing to %s: no answer in 10 s", topic)
+	}
+	if err := t.Error(); err != nil {
+		return fmt.Errorf("demo subscriber: subscribing to %s: %w", topic, err)
+	}
+	return nil
 }
 
 func readFrames(path string) ([]gocv.Mat, error) {
