@@ -77,56 +77,13 @@ type Config struct {
 	Choose []Candidate
 }
 
-// Defaults are the measured defaults (see README, "Accuracy").
-//
-// The flow is regularised for the usual case of a few dozen good images,
-// whose views are near copies: 16 images x 16 views in 960 dimensions let
-// the paper's plain training memorise them (1e7 scores on new good parts,
-// AUROC far below the Gaussian). Measured on ELPV mono/poly, 16 images,
-// T=8, image AUROC flow vs Gaussian baseline (0.833 / 0.775):
-//   - hidden 256, no noise, stop on training loss: blew up (~1e7 scores)
-//   - noise 0.3, stop on held-out images, no refit: 0.782 mono
-//   - noise 0.5, hidden 128, held-out stop, refit on all: 0.829 / 0.761
-//   - same with noise 0.8: 0.831 / 0.764 but 1.7x slower
-//   - same with 2 blocks: 0.821 / 0.756; lr 3e-3: 0.832 / 0.739
-//   - same with weight decay 1e-3: 0.820 / 0.764
-//   - chosen (noise 0.5, hidden 128, 60 epochs, patience 10, 1/4 of the
-//     images held out, refit), full eval: 0.834 / 0.761, T=1,4,8 on mono
-//     0.832 / 0.831 / 0.834; calibration 132 s mono (65 s of it backbone).
-//
-// So noise in standardised units (fresh each epoch) plus an epoch count
-// chosen on held-out images makes the flow sane and close to, not better
-// than, the Gaussian at 16 images.
-//
-// Whitening first with the shrunk Gaussian (Whiten) makes the untrained flow
-// exactly the Gaussian baseline, so training only adds what departs from it:
-//   - whiten, noise 0.5: 0.8405 / 0.7638, but out-of-sample scores of good
-//     parts reached 1e9-1e10 (the threshold with them)
-//   - whiten, noise 1.0: 0.8368 / 0.7730, thresholds sane (17 / 12)
-//   - whiten, noise 1.0 vs clamp 1: 0.7711 poly; hidden 64, 30 epochs: 0.7608
-//
-// Chosen: whiten with noise 1.0 (in whitened units, the good parts' own
-// spread): it ties the Gaussian (+0.004 mono, -0.002 poly) and cannot drift
-// far from it.
-//
-// Re-measured on the whole ELPV test sets (545 mono, 728 poly images; 16
-// images, T=8; the Gaussian changes with the seed too, through the views):
-//   - default, seeds 1/2/3: mono 0.8872/0.8902/0.8878 vs Gaussian
-//     0.8856/0.8874/0.8857; poly 0.8299/0.8304/0.8257 vs 0.8297/0.8301/0.8262
-//   - noise 0.7: mono 0.8934/0.8936/0.8896, poly 0.8291/0.8267/0.8240, and
-//     good parts' scores heavy-tailed (thresholds 1e5-1e9); noise 0.5 or 0.3
-//     the same; noise 0.7 with clamp 1: 0.8925 / 0.8296; noise 2: 0.878/0.825
-//   - the flow's inputs whitened by Gaussians fitted without their image
-//     (so they look like new parts): 0.872 / 0.823 — the flow then learns
-//     to contract the directions new good parts spread in, which are the
-//     directions defects show in
-//   - colour jitter 0.2 (both methods): mono 0.905 vs 0.905, poly 0.821 vs
-//     0.822 (helps mono, hurts poly)
-//
-// With noise 1.0 the training loss barely moves (the noise is as large as
-// the structure there is to learn) and held-out images pick 2-9 epochs: the
-// flow is a small learnt correction to the Gaussian, which is all 16 images
-// support here.
+// Defaults are the measured defaults of the pooled methods (README,
+// "Accuracy"). The flow is regularised because a few dozen good images,
+// whose views are near copies, let the paper's plain training memorise them:
+// noise in whitened units and an epoch count chosen on held-out images keep
+// it a small learnt correction to the Gaussian. The experiments behind each
+// value, with their numbers, are in docs/lab-notes.md; change a value only
+// with a new measurement recorded there.
 func Defaults() Config {
 	return Config{
 		Backbone: "mobilenet_v2_taps.onnx",
