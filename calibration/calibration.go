@@ -396,11 +396,11 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 			}
 			in = g.Whiten(xs, n)
 		}
-		f, fc, st, err := fitFlow(ctx, in, n, dim, cfg, seed, prog)
+		f, flowCfg, st, err := fitFlow(ctx, in, n, dim, cfg, seed, prog)
 		if err != nil {
 			return nil, err
 		}
-		mc, _ := json.Marshal(pipeline.FlowMethod{Config: fc, Whiten: cfg.Whiten})
+		mc, _ := json.Marshal(pipeline.FlowMethod{Config: flowCfg, Whiten: cfg.Whiten})
 		fit.Dens, fit.Tensors, fit.MethodConfig = f, pipeline.FlowTensors(f), mc
 		if g != nil {
 			fit.Dens = &pipeline.WhitenedFlow{G: g, F: f}
@@ -419,7 +419,7 @@ type flowStats struct {
 
 // fitFlow trains a flow on standardised rows xs.
 func fitFlow(ctx context.Context, xs []float32, n, dim int, cfg Config, seed int64, prog Progress) (*flow.Flow, flow.Config, flowStats, error) {
-	fc := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
+	flowCfg := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
 	var st flowStats
 	views := max(cfg.TrainViews, 1)
 	images := n / views
@@ -435,24 +435,24 @@ func fitFlow(ctx context.Context, xs []float32, n, dim int, cfg Config, seed int
 		if cfg.Refit {
 			p = nil // only the final training reports, so one bar runs once
 		}
-		f, best, last, err := trainFlow(ctx, fc, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, p)
+		f, best, last, err := trainFlow(ctx, flowCfg, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, p)
 		if err != nil {
-			return nil, fc, st, err
+			return nil, flowCfg, st, err
 		}
 		if !cfg.Refit {
-			return f, fc, flowStats{Epochs: best, FinalLoss: last}, nil
+			return f, flowCfg, flowStats{Epochs: best, FinalLoss: last}, nil
 		}
 		epochs = max(best, 1)
 	}
-	f, best, last, err := trainFlow(ctx, fc, xs, n, nil, 0, cfg, epochs, seed, prog)
-	return f, fc, flowStats{Epochs: best, FinalLoss: last}, err
+	f, best, last, err := trainFlow(ctx, flowCfg, xs, n, nil, 0, cfg, epochs, seed, prog)
+	return f, flowCfg, flowStats{Epochs: best, FinalLoss: last}, err
 }
 
 // trainFlow trains a new flow for at most epochs epochs, with fresh noise
 // every epoch, and returns it at its best epoch on val (or on the training
 // loss without val).
-func trainFlow(ctx context.Context, fc flow.Config, x []float32, n int, val []float32, nval int, cfg Config, epochs int, seed int64, prog Progress) (*flow.Flow, int, float64, error) {
-	f, err := flow.New(fc)
+func trainFlow(ctx context.Context, flowCfg flow.Config, x []float32, n int, val []float32, nval int, cfg Config, epochs int, seed int64, prog Progress) (*flow.Flow, int, float64, error) {
+	f, err := flow.New(flowCfg)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("creating flow: %w", err)
 	}

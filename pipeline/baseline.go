@@ -58,19 +58,19 @@ func Baselines(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat) ([]
 // for a model made before they existed (the heatmap then falls back to the
 // pooled mean).
 func loadBaselines(m *model.Model, ex *features.Extractor) ([][][]float32, error) {
-	fc := m.Manifest.Features
-	out := make([][][]float32, len(fc.Scales))
+	feat := m.Manifest.Features
+	out := make([][][]float32, len(feat.Scales))
 	found := 0
-	for s := range fc.Scales {
-		out[s] = make([][]float32, len(fc.Taps))
-		for t := range fc.Taps {
+	for s := range feat.Scales {
+		out[s] = make([][]float32, len(feat.Taps))
+		for t := range feat.Taps {
 			tn, err := m.Tensor(BaselineTensor(s, t))
 			if err != nil {
 				continue
 			}
 			if len(tn.Shape) != 3 || tn.Shape[0] != ex.Channels(t) || tn.Shape[0]*tn.Shape[1]*tn.Shape[2] != len(tn.Data) {
 				return nil, fmt.Errorf("model %s: heatmap baseline %s has shape %v; tap %s has %d channels",
-					m.Manifest.ID, tn.Name, tn.Shape, fc.Taps[t], ex.Channels(t))
+					m.Manifest.ID, tn.Name, tn.Shape, feat.Taps[t], ex.Channels(t))
 			}
 			out[s][t] = tn.Data
 			found++
@@ -79,8 +79,8 @@ func loadBaselines(m *model.Model, ex *features.Extractor) ([][][]float32, error
 	switch found {
 	case 0:
 		return nil, nil
-	case len(fc.Scales) * len(fc.Taps):
+	case len(feat.Scales) * len(feat.Taps):
 		return out, nil
 	}
-	return nil, fmt.Errorf("model %s: heatmap baselines for %d of %d scales x taps", m.Manifest.ID, found, len(fc.Scales)*len(fc.Taps))
+	return nil, fmt.Errorf("model %s: heatmap baselines for %d of %d scales x taps", m.Manifest.ID, found, len(feat.Scales)*len(feat.Taps))
 }

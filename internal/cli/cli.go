@@ -192,17 +192,17 @@ func openModel(path string) (*pipeline.Inspector, func(), error) {
 }
 
 // openExtractor opens the backbone for calibration.
-func openExtractor(fc features.Config, backbone string) (*features.Extractor, string, func(), error) {
+func openExtractor(feat features.Config, backbone string) (*features.Extractor, string, func(), error) {
 	rc, err := config.LoadRuntime()
 	if err != nil {
 		return nil, "", nil, err
 	}
-	rc.Backbone = rc.BackboneFor(backbone, fc.Taps)
-	rt, err := engine.Open(options.Engine(rc, fc.Taps))
+	rc.Backbone = rc.BackboneFor(backbone, feat.Taps)
+	rt, err := engine.Open(options.Engine(rc, feat.Taps))
 	if err != nil {
 		return nil, "", nil, err
 	}
-	ex, err := features.New(rt, fc, rc.MaxBatch)
+	ex, err := features.New(rt, feat, rc.MaxBatch)
 	if err != nil {
 		rt.Close()
 		return nil, "", nil, err
