@@ -170,7 +170,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var runs []*evalRun
 	var frrCheck *FRRCheck
-	var fc *featcache.Cache // nil: no --feature-cache
+	var vecCache *featcache.Cache // nil: no --feature-cache
 	if *modelPath != "" {
 		in, closeFn, err := openModel(*modelPath)
 		if err != nil {
@@ -194,10 +194,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		var store calibration.VectorStore
 		if *cacheDir != "" {
-			if fc, err = openFeatureCache(*cacheDir, ex.Dim(), sha, cfg.Features, cfg.Transforms, cfg.ROI); err != nil {
+			if vecCache, err = openFeatureCache(*cacheDir, ex.Dim(), sha, cfg.Features, cfg.Transforms, cfg.ROI); err != nil {
 				return err
 			}
-			store = fc
+			store = vecCache
 		}
 		if runs, err = calibrateEach(ctx, ex, backbone, sha, files, cfg, methods, *outDir, store, stderr); err != nil {
 			return err
@@ -231,9 +231,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// One extraction per (image, angle) serves every method and every T.
 	first := runs[0].in
 	angles, index := unionAngles(first.Manifest().Transforms, append([]int{cfg.TestViews}, sweepT...))
-	if *cacheDir != "" && fc == nil {
+	if *cacheDir != "" && vecCache == nil {
 		man := first.Manifest()
-		if fc, err = openFeatureCache(*cacheDir, first.Dim(), man.Backbone.SHA256, man.Features, man.Transforms, man.ROI); err != nil {
+		if vecCache, err = openFeatureCache(*cacheDir, first.Dim(), man.Backbone.SHA256, man.Features, man.Transforms, man.ROI); err != nil {
 			return err
 		}
 	}
@@ -256,7 +256,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			continue
 		}
-		raw, err := evalImage(ctx, runs, fc, t, angles, withHeat || i < timedImages, withHeat)
+		raw, err := evalImage(ctx, runs, vecCache, t, angles, withHeat || i < timedImages, withHeat)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
 		}
@@ -375,14 +375,14 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha st
 // openFeatureCache opens the feature cache for one extraction setup. Test
 // views are never jittered, so jitter is not part of the key (training views
 // with jitter bypass the cache).
-func openFeatureCache(dir string, dim int, backboneSHA string, fc features.Config, tr transform.Config, roi string) (*featcache.Cache, error) {
+func openFeatureCache(dir string, dim int, backboneSHA string, feat features.Config, tr transform.Config, roi string) (*featcache.Cache, error) {
 	tr.Brightness, tr.Contrast, tr.Saturation = 0, 0, 0
 	return featcache.Open(dir, dim, struct {
 		Backbone   string
 		Features   features.Config
 		Transforms transform.Config
 		ROI        string
-	}{backboneSHA, fc, tr, roi})
+	}{backboneSHA, feat, tr, roi})
 }
 
 // unionAngles lists every test rotation the Ts need once, and for each T the
@@ -412,7 +412,7 @@ func unionAngles(tr transform.Config, Ts []int) ([]float64, map[int][]int) {
 // the feature cache when there is one) and, with inspect, also runs each
 // model's whole inspection of it, for its time and, with withHeat, its
 // heatmap against the mask. The image is read at most once.
-func evalImage(ctx context.Context, runs []*evalRun, fc *featcache.Cache, t *testImage, angles []float64, inspect, withHeat bool) ([]float32, error) {
+func evalImage(ctx context.Context, runs []*evalRun, vecCache *featcache.Cache, t *testImage, angles []float64, inspect, withHeat bool) ([]float32, error) {
 	var img gocv.Mat
 	read := false
 	load := func() (gocv.Mat, error) {
@@ -440,8 +440,8 @@ func evalImage(ctx context.Context, runs []*evalRun, fc *featcache.Cache, t *tes
 	}
 	var raw []float32
 	var err error
-	if fc != nil {
-		raw, err = fc.Vectors(t.path, angles, compute)
+	if vecCache != nil {
+		raw, err = vecCache.Vectors(t.path, angles, compute)
 	} else {
 		raw, err = compute(angles)
 	}
