@@ -69,7 +69,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			line.Error = err.Error()
 			failed++
 		}
-		enc.Encode(line)
+		if err := enc.Encode(line); err != nil {
+			return fmt.Errorf("writing the result for %s: %w", f, err)
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d images could not be scored", failed, len(files))

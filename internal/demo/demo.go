@@ -117,12 +117,17 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	broker := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	broker.AddHook(new(auth.AllowHook), nil)
+	if err := broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		return sum, fmt.Errorf("demo broker: %w", err)
+	}
 	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})); err != nil {
 		return sum, err
 	}
-	go broker.Serve()
 	defer broker.Close()
+	// Serve starts the listeners and returns.
+	if err := broker.Serve(); err != nil {
+		return sum, fmt.Errorf("demo broker: %w", err)
+	}
 	url := "tcp://" + addr
 
 	// 3. A subscriber, as the PLC/SCADA layer would be.
