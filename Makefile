@@ -20,11 +20,10 @@ demo: build
 # The second run counts live GoCV Mats (gocv's matprofile tag) in the
 # long-running paths: capture (with the real cameras' outages), image work,
 # inspection, and a daemon soak.
-test: setup
-	$(GO) vet $(PKGS)
-	$(STATICCHECK) $(PKGS)
+MATPKGS := ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
+test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)
-	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake' ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
+	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake' $(MATPKGS)
 
 # Fuzzing for a bounded time (FUZZTIME each): the model reader and the image
 # check and decoder. Inputs that fail are written to testdata/fuzz and
@@ -37,9 +36,11 @@ fuzz: setup
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)
 
+# go vet and staticcheck, also over the files only the matprofile build has.
 lint: setup
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags matprofile $(MATPKGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
