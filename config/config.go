@@ -47,7 +47,7 @@ func LoadRuntime() (Runtime, error) {
 
 // Validate checks values and resolves default file locations.
 func (r *Runtime) Validate() error {
-	switch spec.Runtime(r.Engine) {
+	switch spec.RuntimeKind(r.Engine) {
 	case spec.ONNXRuntime, spec.OpenCV:
 	default:
 		return fmt.Errorf("configuration: INSPECTD_RUNTIME=%q: want onnxruntime or opencv", r.Engine)
@@ -82,7 +82,7 @@ func (r *Runtime) Validate() error {
 			filepath.Join(".deps", "models", "mobilenet_v2_taps.onnx"),
 			"/usr/share/inspectd/mobilenet_v2_taps.onnx")
 	}
-	if r.ORTLib == "" && spec.Runtime(r.Engine) == spec.ONNXRuntime {
+	if r.ORTLib == "" && spec.RuntimeKind(r.Engine) == spec.ONNXRuntime {
 		arch := "x64"
 		if runtime.GOARCH == "arm64" {
 			arch = "arm64"

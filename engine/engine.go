@@ -45,7 +45,7 @@ type Runtime interface {
 
 // Kind names a runtime implementation. The names live in package spec, free
 // of native code, so configuration can check them without linking a runtime.
-type Kind = spec.Runtime
+type Kind = spec.RuntimeKind
 
 const (
 	ONNXRuntime = spec.ONNXRuntime

@@ -1,7 +1,7 @@
 // Package spec holds the plain settings that cross the line between data and
 // native code: how images become backbone input and pooled features
 // (Features, Transforms, the ROI form), recorded in model files, and which
-// network runtime runs the backbone (Runtime, Provider), chosen by
+// network runtime runs the backbone (RuntimeKind, Provider), chosen by
 // configuration.
 //
 // It imports no native code, so package model (which reads and writes model

@@ -1,11 +1,12 @@
 package spec
 
-// Runtime names a network runtime implementation (engine.Kind).
-type Runtime string
+// RuntimeKind names a network runtime implementation (engine.Kind): the
+// value of INSPECTD_RUNTIME, not a running network (that is engine.Runtime).
+type RuntimeKind string
 
 const (
-	ONNXRuntime Runtime = "onnxruntime"
-	OpenCV      Runtime = "opencv"
+	ONNXRuntime RuntimeKind = "onnxruntime"
+	OpenCV      RuntimeKind = "opencv"
 )
 
 // Provider names an execution provider of ONNX Runtime (engine.Provider).
