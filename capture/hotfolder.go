@@ -40,6 +40,7 @@ const incompleteGrace = 10
 const markerSuffix = ".inspecting"
 
 // crashReason is the failed/ reason of a file found with a marker at start.
+//
 //lint:ignore ST1012 a reason written beside the file in failed/, never compared with errors.Is
 var crashReason = errors.New("inspectd stopped while decoding or inspecting this file (marker left by the previous run); " +
 	"not retried in case it caused the crash: move it back into the folder to retry")
