@@ -36,8 +36,11 @@ fuzz: setup
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)
 
-# go vet and staticcheck, also over the files only the matprofile build has.
+# gofmt, go vet and staticcheck (also over the files only the matprofile
+# build has).
 lint: setup
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed (make fmt): $$unformatted" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 	$(STATICCHECK) -tags matprofile $(MATPKGS)
