@@ -518,6 +518,6 @@ func TestEndToEndPatchCore(t *testing.T) {
 	}
 	// A model that is not there: refused.
 	if code, _, stderr = run(t, "add-good", "--model", filepath.Join(t.TempDir(), "missing.zip"), worst.Image); code == 0 {
-		t.Errorf("add-good on a missing model succeeded")
+		t.Errorf("add-good on a missing model succeeded: %s", stderr)
 	}
 }
