@@ -23,12 +23,12 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/flow"
 	"github.com/inspectd/inspectd/gaussian"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/transform"
@@ -66,7 +66,7 @@ type Config struct {
 	Refit        bool    // retrain on all images for the picked epoch count
 	TargetFRR    float64
 	Folds        int
-	ThresholdBy  metrics.ThresholdMethod
+	ThresholdBy  evalstats.ThresholdMethod
 	Seed         int64
 	ROI          string
 	HeatmapSigma float64
@@ -105,7 +105,7 @@ func Defaults() Config {
 		Refit:        true,
 		TargetFRR:    0.01,
 		Folds:        4,
-		ThresholdBy:  metrics.MethodAuto,
+		ThresholdBy:  evalstats.MethodAuto,
 		Seed:         1,
 		HeatmapSigma: 4,
 	}
@@ -538,7 +538,7 @@ func (f *Fitted) ScoreImages(test []float32, images, views, dim int) []float64 {
 type Result struct {
 	Manifest model.Manifest
 	Tensors  []model.Tensor
-	Info     metrics.ThresholdInfo
+	Info     evalstats.ThresholdInfo
 }
 
 // Calibrate runs the whole calibration on images (already cropped to the ROI).
@@ -572,10 +572,10 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 	n := cache.Images
 
 	// Out-of-sample good scores: each fold's density never saw its images.
-	folds := metrics.KFold(n, min(cfg.Folds, n), cfg.Seed)
+	folds := evalstats.KFold(n, min(cfg.Folds, n), cfg.Seed)
 	good := make([]float64, 0, n)
 	for k, test := range folds {
-		train := metrics.TrainIndices(n, test)
+		train := evalstats.TrainIndices(n, test)
 		x := rows(cache.Train, train, tv, dim)
 		fit, err := Fit(ctx, x, len(train)*tv, dim, cfg, cfg.Seed+int64(k)+1, nil)
 		if err != nil {
@@ -586,7 +586,7 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 			prog("folds", k+1, len(folds))
 		}
 	}
-	info, err := metrics.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
+	info, err := evalstats.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
 	if err != nil {
 		return nil, fmt.Errorf("choosing threshold: %w", err)
 	}
@@ -664,7 +664,7 @@ func heatScale(ctx context.Context, ex *features.Extractor, man model.Manifest, 
 		for i, v := range r.Heat {
 			heat[i] = float64(v)
 		}
-		hi = max(hi, metrics.Quantile(heat, 0.999))
+		hi = max(hi, evalstats.Quantile(heat, 0.999))
 	}
 	if hi <= 0 {
 		hi = 1

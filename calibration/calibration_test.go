@@ -16,10 +16,10 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/engine/tiny"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/testenv"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
 )
@@ -229,13 +229,13 @@ func TestThresholdFromFolds(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		by   metrics.ThresholdMethod
+		by   evalstats.ThresholdMethod
 		want string // manifest method; empty: any resolved tail method
 	}{
-		{metrics.MethodEmpirical, "kfold-empirical"},
-		{metrics.MethodGaussian, "kfold-gaussian"},
-		{metrics.MethodLogNormal, "kfold-lognormal"},
-		{metrics.MethodAuto, ""},
+		{evalstats.MethodEmpirical, "kfold-empirical"},
+		{evalstats.MethodGaussian, "kfold-gaussian"},
+		{evalstats.MethodLogNormal, "kfold-lognormal"},
+		{evalstats.MethodAuto, ""},
 	} {
 		t.Run(string(tc.by), func(t *testing.T) {
 			c := cfg
@@ -267,7 +267,7 @@ func TestThresholdFromFolds(t *testing.T) {
 			if got := float64(above) / n; math.Abs(got-th.EmpiricalFRR) > 1e-12 {
 				t.Errorf("empirical FRR %g recorded, but %d of %d good scores are above %g", th.EmpiricalFRR, above, n, th.Value)
 			}
-			if tc.by == metrics.MethodEmpirical && th.EmpiricalFRR > c.TargetFRR {
+			if tc.by == evalstats.MethodEmpirical && th.EmpiricalFRR > c.TargetFRR {
 				t.Errorf("empirical threshold %g rejects %g of the good parts, more than the target %g", th.Value, th.EmpiricalFRR, c.TargetFRR)
 			}
 			if th.PredictedFRR <= 0 || th.PredictedLow > th.PredictedFRR || th.PredictedHigh < th.PredictedFRR || len(th.Table) == 0 {

@@ -8,7 +8,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/inspectd/inspectd/metrics"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
 	"github.com/inspectd/inspectd/transform"
@@ -92,11 +92,11 @@ func makeProbes(imgs []gocv.Mat, seed int64) (probes []gocv.Mat, owner []int, er
 // judge measures one candidate: the threshold its leave-one-out good
 // scores give at the target false-reject rate, and how the probes fall
 // against it.
-func judge(name string, views int, good, probes []float64, frr float64, by metrics.ThresholdMethod) (model.CandidateEvidence, error) {
+func judge(name string, views int, good, probes []float64, frr float64, by evalstats.ThresholdMethod) (model.CandidateEvidence, error) {
 	if frr <= 0 {
 		frr = 0.01
 	}
-	info, err := metrics.ChooseThreshold(good, frr, by)
+	info, err := evalstats.ChooseThreshold(good, frr, by)
 	if err != nil {
 		return model.CandidateEvidence{}, fmt.Errorf("candidate %s: threshold: %w", name, err)
 	}
@@ -113,7 +113,7 @@ func judge(name string, views int, good, probes []float64, frr float64, by metri
 	}
 	if len(probes) > 0 {
 		ev.Caught /= float64(len(probes))
-		ev.MedianMargin = metrics.Median(margins)
+		ev.MedianMargin = evalstats.Median(margins)
 	}
 	return ev, nil
 }

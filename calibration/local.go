@@ -13,9 +13,9 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/local"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/transform"
@@ -112,7 +112,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	cfg.Transforms, cfg.TrainViews = cands[bestIdx].Transforms, cands[bestIdx].TrainViews
 	l.Dens, l.Transforms, l.Norm = best.dens, cfg.Transforms, best.norm
 	good := best.good
-	info, err := metrics.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
+	info, err := evalstats.ChooseThreshold(good, cfg.TargetFRR, cfg.ThresholdBy)
 	if err != nil {
 		return nil, fmt.Errorf("choosing threshold: %w", err)
 	}
@@ -126,7 +126,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	slices.Sort(good)
 	man := baseManifest(cfg, backbone, sha, len(angles), mc)
 	// A typical good part's heat tops out near its image score.
-	man.HeatmapGood = max(metrics.Median(good), 1e-6)
+	man.HeatmapGood = max(evalstats.Median(good), 1e-6)
 	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR}
 	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), best.rows, good
@@ -265,12 +265,12 @@ var TableFRRs = []float64{0.01, 0.02, 0.05}
 
 // describeThreshold fills the predicted false-reject rate at the chosen
 // threshold, its band, and the table of thresholds for TableFRRs.
-func describeThreshold(th *model.Threshold, good []float64, method metrics.ThresholdMethod, seed int64) error {
+func describeThreshold(th *model.Threshold, good []float64, method evalstats.ThresholdMethod, seed int64) error {
 	targets := append([]float64{th.TargetFRR}, TableFRRs...)
 	if th.TargetFRR <= 0 {
 		targets = TableFRRs
 	}
-	rows, err := metrics.FRRTable(good, targets, method, uint64(seed))
+	rows, err := evalstats.FRRTable(good, targets, method, uint64(seed))
 	if err != nil {
 		return fmt.Errorf("threshold table: %w", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/local"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -28,7 +28,7 @@ func TestLearnConfirmedGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A threshold at the good parts' median rejects about half of them.
-	t.Setenv("INSPECTD_THRESHOLD", strconv.FormatFloat(metrics.Median(before.Manifest.Training.GoodScores), 'g', -1, 64))
+	t.Setenv("INSPECTD_THRESHOLD", strconv.FormatFloat(evalstats.Median(before.Manifest.Training.GoodScores), 'g', -1, 64))
 	cfg := f.config(t, "dir:"+hot)
 	if !cfg.LearnGood {
 		t.Fatal("INSPECTD_LEARN_GOOD is not on by default")

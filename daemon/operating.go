@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/alerts"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/imageops"
-	metricspkg "github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/pipeline"
 )
@@ -55,12 +55,12 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 	case d.cfg.Threshold > 0:
 		start, src = d.cfg.Threshold, operating.SourceOverride
 	case d.cfg.FRR > 0:
-		method, err := metricspkg.ParseThresholdMethod(man.Threshold.Method)
+		method, err := evalstats.ParseThresholdMethod(man.Threshold.Method)
 		if err != nil {
 			d.log.Warn("model's threshold method unknown here; INSPECTD_FRR uses the automatic choice", "model", man.ID, "err", err)
-			method = metricspkg.MethodAuto
+			method = evalstats.MethodAuto
 		}
-		v, err := metricspkg.ThresholdForFRR(man.Training.GoodScores, d.cfg.FRR, method)
+		v, err := evalstats.ThresholdForFRR(man.Training.GoodScores, d.cfg.FRR, method)
 		if err != nil {
 			return nil, fmt.Errorf("INSPECTD_FRR=%g with model %s (%d out-of-sample good scores): %w", d.cfg.FRR, man.ID, len(man.Training.GoodScores), err)
 		}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/daemon"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/imageops"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/synth"
@@ -73,7 +73,7 @@ func dropGood(t *testing.T, dir string, first, n int) {
 }
 
 // INSPECTD_FRR: the threshold comes from the model's good scores through
-// metrics.ThresholdForFRR, and status, metrics and events say so.
+// evalstats.ThresholdForFRR, and status, metrics and events say so.
 func TestFRROverride(t *testing.T) {
 	f := newFixture(t, 11)
 	hot := filepath.Join(f.dir, "hot")
@@ -83,11 +83,11 @@ func TestFRROverride(t *testing.T) {
 	cfg := f.config(t, "dir:"+hot)
 	d, _ := startDaemon(t, cfg)
 	man, _ := model.Load(f.model)
-	method, err := metrics.ParseThresholdMethod(man.Manifest.Threshold.Method)
+	method, err := evalstats.ParseThresholdMethod(man.Manifest.Threshold.Method)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := metrics.ThresholdForFRR(man.Manifest.Training.GoodScores, 0.2, method)
+	want, err := evalstats.ThresholdForFRR(man.Manifest.Training.GoodScores, 0.2, method)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ type Threshold struct {
 }
 
 // ThresholdRow is the threshold for one target false-reject rate and what
-// the tail model predicts there (metrics.FRRTable).
+// the tail model predicts there (evalstats.FRRTable).
 type ThresholdRow struct {
 	TargetFRR    float64 `json:"target_frr"`
 	Threshold    float64 `json:"threshold"`

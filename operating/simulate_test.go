@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inspectd/inspectd/metrics"
+	"github.com/inspectd/inspectd/evalstats"
 )
 
 // line makes a synthetic test set: good scores log-normal (median goodMedian,
@@ -59,7 +59,7 @@ func TestSimulateOnSyntheticLines(t *testing.T) {
 			var frr100, catch100, oracle100, static100, frrAll, catchAll, oracleAll float64
 			for s := uint64(1); s <= runs; s++ {
 				good := calibrationGood(s, 5, 0.4, tc.bias)
-				cal, err := metrics.ThresholdForFRR(good, 0.01, metrics.MethodLogNormal)
+				cal, err := evalstats.ThresholdForFRR(good, 0.01, evalstats.MethodLogNormal)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/engine"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/local"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
 )
@@ -66,7 +66,7 @@ func BenchmarkInspect(b *testing.B) {
 					ms = append(ms, float64(time.Since(start).Microseconds())/1000)
 				}
 				// The median resists the other jobs of a shared machine.
-				b.ReportMetric(metrics.Median(ms), "ms/image-median")
+				b.ReportMetric(evalstats.Median(ms), "ms/image-median")
 			})
 		}
 	}
@@ -119,7 +119,7 @@ func BenchmarkInspectPatchCore(b *testing.B) {
 				}
 				ms = append(ms, float64(time.Since(t0).Microseconds())/1000)
 			}
-			b.ReportMetric(metrics.Median(ms), "ms/image-median")
+			b.ReportMetric(evalstats.Median(ms), "ms/image-median")
 			b.ReportMetric(calib, "calibrate-s")
 		})
 	}

@@ -15,8 +15,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/internal/durable"
-	"github.com/inspectd/inspectd/metrics"
 )
 
 // Default image size in pixels.
@@ -77,7 +77,7 @@ func collect(opts []Option) (options, error) {
 // Curve is one named ROC curve.
 type Curve struct {
 	Name   string
-	Points []metrics.Point
+	Points []evalstats.Point
 }
 
 // ROCPNG draws ROC curves, each labelled with its name and area, plus the

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/inspectd/inspectd/metrics"
+	"github.com/inspectd/inspectd/evalstats"
 )
 
 // decodeSize checks path is a PNG and returns its size.
@@ -35,14 +35,14 @@ func scores(r *rand.Rand, n int, mu float64) []float64 {
 	return x
 }
 
-func rocCurve(t *testing.T, good, bad []float64) []metrics.Point {
+func rocCurve(t *testing.T, good, bad []float64) []evalstats.Point {
 	t.Helper()
 	s := append(append([]float64{}, good...), bad...)
 	l := make([]bool, len(s))
 	for i := len(good); i < len(s); i++ {
 		l[i] = true
 	}
-	pts, err := metrics.ROC(s, l)
+	pts, err := evalstats.ROC(s, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestPNGSizes(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.png")
-	ok := []metrics.Point{{FPR: 0, TPR: 0}, {FPR: 1, TPR: 1}}
+	ok := []evalstats.Point{{FPR: 0, TPR: 0}, {FPR: 1, TPR: 1}}
 	good := Group{Name: "good", Scores: []float64{1, 2, 3}}
 	tests := []struct {
 		name string
@@ -114,7 +114,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"ROC no curves", ROCPNG(path, nil, "t")},
 		{"ROC one point", ROCPNG(path, []Curve{{Name: "a", Points: ok[:1]}}, "t")},
-		{"ROC rate outside [0,1]", ROCPNG(path, []Curve{{Name: "a", Points: []metrics.Point{{}, {FPR: 2, TPR: 1}}}}, "t")},
+		{"ROC rate outside [0,1]", ROCPNG(path, []Curve{{Name: "a", Points: []evalstats.Point{{}, {FPR: 2, TPR: 1}}}}, "t")},
 		{"ROC tiny size", ROCPNG(path, []Curve{{Name: "a", Points: ok}}, "t", WithSize(0, 10))},
 		{"hist no groups", HistogramPNG(path, nil, 1, "t")},
 		{"hist empty group", HistogramPNG(path, []Group{good, {Name: "crack"}}, 1, "t")},

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/imageops"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/progress"
 	"github.com/inspectd/inspectd/transform"
@@ -135,7 +135,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Whiten = *whiten
 		}
 		if set["threshold-method"] {
-			c.ThresholdBy = metrics.ThresholdMethod(*thr)
+			c.ThresholdBy = evalstats.ThresholdMethod(*thr)
 		}
 		if set["roi"] {
 			c.ROI = *roi

@@ -17,11 +17,11 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/featcache"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/pipeline"
@@ -222,7 +222,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			Transforms: cfg.TestViews, CalibrateSec: r.sum.CalibrateSec}
 		r.byT = map[int][]float64{}
 		r.lineDefects, r.sum.LineDefects = *lineDefects, *lineDefects
-		r.pix = metrics.NewAdaptivePixelAUROC(metrics.DefaultPixelBins)
+		r.pix = evalstats.NewAdaptivePixelAUROC(evalstats.DefaultPixelBins)
 		if len(sweepT) > 0 {
 			r.sum.ByT = map[int]float64{}
 		}
@@ -299,7 +299,7 @@ type evalRun struct {
 	dir     string
 	sum     EvalSummary
 	byT     map[int][]float64 // scores in test order, per T
-	pix     *metrics.PixelAUROC
+	pix     *evalstats.PixelAUROC
 	peaks   int
 	peaksIn int // defects whose heat peak is on the mask
 	ms      []float64
@@ -512,7 +512,7 @@ func inspectParts(ctx context.Context, runs []*evalRun, img gocv.Mat, t *testIma
 // finish computes the run's summary from its scores and writes its outputs.
 func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
 	sum := &r.sum
-	sum.MsPerImage = metrics.Median(r.ms)
+	sum.MsPerImage = evalstats.Median(r.ms)
 	scores := r.byT[T]
 	labels := make([]bool, len(tests))
 	byClass := map[string][]float64{}
@@ -536,7 +536,7 @@ func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
 		}
 	}
 	var err error
-	if sum.ImageAUROC, err = metrics.AUROC(scores, labels); err != nil {
+	if sum.ImageAUROC, err = evalstats.AUROC(scores, labels); err != nil {
 		return fmt.Errorf("image AUROC: %w", err)
 	}
 	sum.FalseRejectRate = float64(rejected) / float64(max(len(good), 1))
@@ -550,12 +550,12 @@ func (r *evalRun) finish(tests []testImage, T int, sweepT []int) error {
 		for i := len(good); i < len(cs); i++ {
 			cl[i] = true
 		}
-		if a, err := metrics.AUROC(cs, cl); err == nil {
+		if a, err := evalstats.AUROC(cs, cl); err == nil {
 			sum.PerClass[class] = a
 		}
 	}
 	for _, t := range sweepT {
-		if a, err := metrics.AUROC(r.byT[t], labels); err == nil {
+		if a, err := evalstats.AUROC(r.byT[t], labels); err == nil {
 			sum.ByT[t] = a
 		}
 	}
@@ -680,7 +680,7 @@ func oracleCatch(good, bad []float64, k int) float64 {
 // addPixels compares the heatmap with the ground-truth mask at the mask's
 // resolution (the part's, within the ROI) and reports whether the heatmap's
 // maximum lies on the mask.
-func addPixels(pix *metrics.PixelAUROC, in *pipeline.Inspector, img gocv.Mat, heat []float32, maskPath string) (bool, error) {
+func addPixels(pix *evalstats.PixelAUROC, in *pipeline.Inspector, img gocv.Mat, heat []float32, maskPath string) (bool, error) {
 	mask := gocv.IMRead(maskPath, gocv.IMReadGrayScale)
 	if mask.Empty() {
 		return false, fmt.Errorf("cannot read mask %s", maskPath)
@@ -755,7 +755,7 @@ func writeEvalOutputs(dir string, sum EvalSummary, tests []testImage, scores []f
 	if err := imageops.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(js, '\n')); err != nil {
 		return err
 	}
-	roc, err := metrics.ROC(scores, labels)
+	roc, err := evalstats.ROC(scores, labels)
 	if err != nil {
 		return err
 	}
@@ -817,9 +817,9 @@ func printSummary(w io.Writer, s EvalSummary, dir string) {
 				}
 			}
 			fmt.Fprintf(w, "  simulated line (%.0f%% defects, refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)",
-				100*s.LineDefects, len(frr), s.Line[0].Checkpoints[k].Parts, 100*metrics.Median(frr), 100*metrics.Median(catch), 100*metrics.Median(oracle))
+				100*s.LineDefects, len(frr), s.Line[0].Checkpoints[k].Parts, 100*evalstats.Median(frr), 100*evalstats.Median(catch), 100*evalstats.Median(oracle))
 			if k < len(s.Line[0].Checkpoints)-1 {
-				fmt.Fprintf(w, "; the parts after: false rejects %.1f%%, catches %.1f%%", 100*metrics.Median(afrr), 100*metrics.Median(acatch))
+				fmt.Fprintf(w, "; the parts after: false rejects %.1f%%, catches %.1f%%", 100*evalstats.Median(afrr), 100*evalstats.Median(acatch))
 			}
 			fmt.Fprintln(w)
 		}

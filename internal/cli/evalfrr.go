@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
 )
@@ -108,7 +108,7 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 	}
 	for _, f := range order {
 		pt := byTarget[f]
-		pt.MeasuredMean, pt.MeasuredMedian = metrics.Mean(pt.Measured), metrics.Median(pt.Measured)
+		pt.MeasuredMean, pt.MeasuredMedian = evalstats.Mean(pt.Measured), evalstats.Median(pt.Measured)
 		check.Points = append(check.Points, *pt)
 	}
 	return check, nil

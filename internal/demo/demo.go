@@ -30,10 +30,10 @@ import (
 	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/engine"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/options"
-	"github.com/inspectd/inspectd/metrics"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/sparkplug"
 	"github.com/inspectd/inspectd/synth"
@@ -256,8 +256,8 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	}
 	sort.Float64s(lat)
 	sum.InspectionsPerSec = float64(sum.Events) / elapsed.Seconds()
-	sum.LatencyMedianMS = metrics.Median(lat)
-	sum.LatencyP99MS = metrics.Quantile(lat, 0.99)
+	sum.LatencyMedianMS = evalstats.Median(lat)
+	sum.LatencyP99MS = evalstats.Quantile(lat, 0.99)
 	fmt.Fprintf(w, "\ndemo summary: %d parts inspected, %d flagged defective (%d of %d real defects caught, %d good parts rejected)\n",
 		sum.Events, sum.Defects, sum.TruePositives, sum.TruePositives+sum.Missed, sum.FalsePositives)
 	fmt.Fprintf(w, "  %.2f inspections/s, latency median %.0f ms, p99 %.0f ms; %d heatmaps in %s\n",

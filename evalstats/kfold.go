@@ -1,4 +1,4 @@
-package metrics
+package evalstats
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // It panics on n < 0 or k < 1: those are programming errors, not data.
 func KFold(n, k int, seed int64) [][]int {
 	if n < 0 || k < 1 {
-		panic(fmt.Sprintf("metrics.KFold: need n >= 0 and k >= 1, got n=%d k=%d", n, k))
+		panic(fmt.Sprintf("evalstats.KFold: need n >= 0 and k >= 1, got n=%d k=%d", n, k))
 	}
 	if n == 0 {
 		return nil
