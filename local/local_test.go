@@ -253,7 +253,7 @@ func TestPatchCoreSaveLoad(t *testing.T) {
 }
 
 func TestPatchCoreConfigBounds(t *testing.T) {
-	for _, cfg := range []string{`{"max_bank":0}`, `{"max_bank":-5}`, `{"max_bank":100000000}`, `{"proj_dim":-1}`, `{"max_bank":"x"}`} {
+	for _, cfg := range []string{`{"max_bank":0}`, `{"max_bank":-5}`, `{"max_bank":100000000}`, `{"proj_dim":-1}`, `{"max_bank":"x"}`, `{"added":-1}`, `{"radius":-0.5}`} {
 		if _, err := New(MethodPatchCore, json.RawMessage(cfg)); err == nil {
 			t.Errorf("configuration %s accepted", cfg)
 		}
@@ -265,7 +265,7 @@ func TestPatchCoreConfigBounds(t *testing.T) {
 
 // TestPatchCoreExtend: a confirmed-good part unlike the calibration parts
 // joins the bank (only as much of it as covers it), scores low afterwards,
-// survives a save and load, and the bank's growth is bounded.
+// its configuration counts what was added, and the bank's growth is bounded.
 func TestPatchCoreExtend(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(9, 9))

@@ -65,7 +65,8 @@ func init() {
 			}
 		}
 		if p.Cfg.MaxBank < 1 || p.Cfg.MaxBank > MaxBankRows || p.Cfg.ProjDim < 0 || p.Cfg.ProjDim > 4096 ||
-			p.Cfg.Dim < 0 || p.Cfg.Dim > 1<<16 || p.Cfg.Rows < 0 || p.Cfg.Rows > MaxBankRows {
+			p.Cfg.Dim < 0 || p.Cfg.Dim > 1<<16 || p.Cfg.Rows < 0 || p.Cfg.Rows > MaxBankRows ||
+			p.Cfg.Added < 0 || p.Cfg.Added > MaxBankRows || !(p.Cfg.Radius >= 0) || math.IsInf(p.Cfg.Radius, 0) {
 			return nil, fmt.Errorf("patchcore configuration out of bounds: %+v", p.Cfg)
 		}
 		return p, nil
