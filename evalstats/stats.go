@@ -40,10 +40,12 @@ func Quantile(x []float64, q float64) float64 {
 	}
 	s := slices.Clone(x)
 	slices.Sort(s)
-	return quantileSorted(s, q)
+	return QuantileSorted(s, q)
 }
 
-func quantileSorted(s []float64, q float64) float64 {
+// QuantileSorted is Quantile of values already sorted ascending (linear
+// interpolation between order statistics; no copy, no sort).
+func QuantileSorted(s []float64, q float64) float64 {
 	h := q * float64(len(s)-1)
 	lo := int(math.Floor(h))
 	if lo >= len(s)-1 {

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/inspectd/inspectd/evalstats"
 )
 
 // CutQuantile is where the fit stops looking: scores above this quantile of
@@ -96,14 +98,7 @@ func robustLogFit(scores []float64) (Fit, error) {
 // minFit is the fewest scores a fit is made from.
 const minFit = 20
 
-func quantileSorted(s []float64, q float64) float64 {
-	h := q * float64(len(s)-1)
-	lo := int(math.Floor(h))
-	if lo >= len(s)-1 {
-		return s[len(s)-1]
-	}
-	return s[lo] + (h-float64(lo))*(s[lo+1]-s[lo])
-}
+var quantileSorted = evalstats.QuantileSorted
 
 // medianMAD returns the median and the normal-consistent MAD of x (sorted
 // copy); the MAD falls back to the IQR/1.349, then to the sample deviation.
