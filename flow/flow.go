@@ -33,7 +33,15 @@ type Config struct {
 	Depth  int     // hidden layers per subnet, at least 1
 	Clamp  float64 // soft clamp alpha; 0 means DefaultClamp
 	Seed   int64   // permutations and initial weights
+	// Cond is the width of a condition vector given with every row and
+	// appended to each subnet's input (a conditional flow, as CFlow's
+	// positional encoding); 0 for DifferNet's unconditional flow.
+	Cond int
 }
+
+// MaxCond bounds Config.Cond: a condition wider than this is a mistake, not
+// an encoding.
+const MaxCond = 4096
 
 // Validate reports the first problem with c.
 func (c Config) Validate() error {
@@ -46,6 +54,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Hidden %d, need at least 1", ErrConfig, c.Hidden)
 	case c.Depth < 1:
 		return fmt.Errorf("%w: Depth %d, need at least 1 hidden layer", ErrConfig, c.Depth)
+	case c.Cond < 0 || c.Cond > MaxCond:
+		return fmt.Errorf("%w: Cond %d, need 0..%d", ErrConfig, c.Cond, MaxCond)
 	case c.Clamp < 0 || math.IsNaN(c.Clamp) || math.IsInf(c.Clamp, 0):
 		return fmt.Errorf("%w: Clamp %v, need a positive finite value (0 for the default %d)", ErrConfig, c.Clamp, DefaultClamp)
 	}
@@ -119,8 +129,8 @@ func New(cfg Config) (*Flow, error) {
 }
 
 func (f *Flow) newMLP(in, out int, r *rng) mlp {
-	m := mlp{in: in, out: out}
-	width := in
+	m := mlp{in: in, cond: f.cfg.Cond, out: out}
+	width := in + f.cfg.Cond
 	for l := 0; l <= f.cfg.Depth; l++ {
 		o := f.cfg.Hidden
 		if l == f.cfg.Depth {
@@ -148,7 +158,8 @@ func (f *Flow) Config() Config { return f.cfg }
 func (f *Flow) Dim() int { return f.cfg.Dim }
 
 // Params lists the parameters in a stable order (block, subnet st2 then st1,
-// layer, weight then bias). Weights have shape [in, out]: y = x·W + b.
+// layer, weight then bias). Weights have shape [in, out]: y = x·W + b; a
+// first layer's in is the half's width plus Cond, the condition's rows last.
 func (f *Flow) Params() []Param { return f.params }
 
 // NumParams is the total number of scalar parameters.
@@ -170,6 +181,14 @@ func (f *Flow) ZeroGrad() {
 func (f *Flow) checkBatch(what string, x []float32, n int) {
 	if n < 0 || len(x) != n*f.cfg.Dim {
 		panic(fmt.Sprintf("flow: %s: %d values for %d rows of dim %d", what, len(x), n, f.cfg.Dim))
+	}
+}
+
+// checkCond panics unless c holds one condition per row (none when the flow
+// is unconditional).
+func (f *Flow) checkCond(what string, c []float32, n int) {
+	if len(c) != n*f.cfg.Cond {
+		panic(fmt.Sprintf("flow: %s: %d condition values for %d rows of width %d", what, len(c), n, f.cfg.Cond))
 	}
 }
 

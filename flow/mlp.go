@@ -14,10 +14,13 @@ type dense struct {
 }
 
 // mlp is a subnet: Depth hidden ReLU layers and a linear output layer that
-// yields s and t side by side.
+// yields s and t side by side. A conditional subnet's first layer reads the
+// half (in values) and the condition (cond values) as one input row; its
+// weight keeps the condition's rows after the half's, so that the two
+// products need no copy into a joined buffer.
 type mlp struct {
-	in, out int
-	layers  []dense
+	in, cond, out int
+	layers        []dense
 }
 
 // mlpCache holds, per layer, the layer's output for one batch: post-ReLU for
@@ -30,9 +33,10 @@ func gemm(tA, tB gblas.Transpose, m, n, k int, a []float32, lda int, b []float32
 	blas32.Implementation().Sgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
 
-// forward runs the subnet on n rows of x (row stride ldx) and writes every
-// layer's output into cache.acts, which must be sized by sizeCache.
-func (m *mlp) forward(x []float32, ldx, n int, cache *mlpCache) []float32 {
+// forward runs the subnet on n rows of x (row stride ldx) with their
+// conditions c (n x cond, nil when cond is 0) and writes every layer's
+// output into cache.acts, which must be sized by newCache.
+func (m *mlp) forward(x []float32, ldx int, c []float32, n int, cache *mlpCache) []float32 {
 	in, ld := x, ldx
 	for l := range m.layers {
 		L := &m.layers[l]
@@ -40,7 +44,12 @@ func (m *mlp) forward(x []float32, ldx, n int, cache *mlpCache) []float32 {
 		for i := 0; i < n; i++ {
 			copy(y[i*L.out:(i+1)*L.out], L.b)
 		}
-		gemm(gblas.NoTrans, gblas.NoTrans, n, L.out, L.in, in, ld, L.w, L.out, 1, y, L.out)
+		k := L.in
+		if l == 0 && m.cond > 0 {
+			k = m.in
+			gemm(gblas.NoTrans, gblas.NoTrans, n, L.out, m.cond, c, m.cond, L.w[m.in*L.out:], L.out, 1, y, L.out)
+		}
+		gemm(gblas.NoTrans, gblas.NoTrans, n, L.out, k, in, ld, L.w, L.out, 1, y, L.out)
 		if l < len(m.layers)-1 {
 			for i, v := range y {
 				if v < 0 {
@@ -56,7 +65,8 @@ func (m *mlp) forward(x []float32, ldx, n int, cache *mlpCache) []float32 {
 // backward propagates dOut (n x out, overwritten) through the subnet. With
 // grads it accumulates parameter gradients; with dx non-nil it adds the input
 // gradient into dx (row stride lddx). scratch holds at least n*maxWidth.
-func (m *mlp) backward(x []float32, ldx, n int, cache *mlpCache, dOut []float32, grads bool, dx []float32, lddx int, scratch []float32) {
+// The condition c gets no gradient: it is data, not a parameter.
+func (m *mlp) backward(x []float32, ldx int, c []float32, n int, cache *mlpCache, dOut []float32, grads bool, dx []float32, lddx int, scratch []float32) {
 	dy := dOut
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		L := &m.layers[l]
@@ -64,8 +74,15 @@ func (m *mlp) backward(x []float32, ldx, n int, cache *mlpCache, dOut []float32,
 		if l > 0 {
 			in, ld = cache.acts[l-1], m.layers[l-1].out
 		}
+		k := L.in
+		if l == 0 && m.cond > 0 {
+			k = m.in
+			if grads {
+				gemm(gblas.Trans, gblas.NoTrans, m.cond, L.out, n, c, m.cond, dy, L.out, 1, L.gw[m.in*L.out:], L.out)
+			}
+		}
 		if grads {
-			gemm(gblas.Trans, gblas.NoTrans, L.in, L.out, n, in, ld, dy, L.out, 1, L.gw, L.out)
+			gemm(gblas.Trans, gblas.NoTrans, k, L.out, n, in, ld, dy, L.out, 1, L.gw, L.out)
 			for i := 0; i < n; i++ {
 				row := dy[i*L.out : (i+1)*L.out]
 				for j, v := range row {
@@ -75,7 +92,7 @@ func (m *mlp) backward(x []float32, ldx, n int, cache *mlpCache, dOut []float32,
 		}
 		if l == 0 {
 			if dx != nil {
-				gemm(gblas.NoTrans, gblas.Trans, n, L.in, L.out, dy, L.out, L.w, L.out, 1, dx, lddx)
+				gemm(gblas.NoTrans, gblas.Trans, n, k, L.out, dy, L.out, L.w, L.out, 1, dx, lddx)
 			}
 			return
 		}
@@ -99,7 +116,7 @@ func (m *mlp) backward(x []float32, ldx, n int, cache *mlpCache, dOut []float32,
 }
 
 func (m *mlp) widest() int {
-	w := m.in
+	w := m.in + m.cond
 	for _, L := range m.layers {
 		w = max(w, L.out)
 	}

@@ -66,7 +66,7 @@ func (f *Flow) newTrace(w *workspace, bl *block, n int, out []float32) trace {
 
 // forward maps x to z. With keep, every block's trace is returned for
 // backprop; otherwise buffers are reused between blocks.
-func (f *Flow) forward(w *workspace, x []float32, n int, keep bool) (z, logdet []float32, traces []trace) {
+func (f *Flow) forward(w *workspace, x, c []float32, n int, keep bool) (z, logdet []float32, traces []trace) {
 	D := f.cfg.Dim
 	z = make([]float32, n*D)
 	ld := make([]float64, n)
@@ -97,7 +97,7 @@ func (f *Flow) forward(w *workspace, x []float32, n int, keep bool) (z, logdet [
 				t.out = z
 			}
 		}
-		f.blockForward(bl, in, t, n, ld)
+		f.blockForward(bl, in, c, t, n, ld)
 		in = t.out
 	}
 	logdet = make([]float32, n)
@@ -107,7 +107,7 @@ func (f *Flow) forward(w *workspace, x []float32, n int, keep bool) (z, logdet [
 	return z, logdet, traces
 }
 
-func (f *Flow) blockForward(bl *block, in []float32, t *trace, n int, ld []float64) {
+func (f *Flow) blockForward(bl *block, in, c []float32, t *trace, n int, ld []float64) {
 	D, n1, n2, a := f.cfg.Dim, f.n1, f.n2, f.alpha
 	xp, out := t.xp, t.out
 	for i := 0; i < n; i++ {
@@ -116,7 +116,7 @@ func (f *Flow) blockForward(bl *block, in []float32, t *trace, n int, ld []float
 			dst[j] = src[p]
 		}
 	}
-	o2 := bl.st2.forward(xp[n1:], D, n, &t.c2)
+	o2 := bl.st2.forward(xp[n1:], D, c, n, &t.c2)
 	for i := 0; i < n; i++ {
 		s, tt := o2[i*2*n1:i*2*n1+n1], o2[i*2*n1+n1:(i+1)*2*n1]
 		x1, y1, e2 := xp[i*D:i*D+n1], out[i*D:i*D+n1], t.e2[i*n1:(i+1)*n1]
@@ -130,7 +130,7 @@ func (f *Flow) blockForward(bl *block, in []float32, t *trace, n int, ld []float
 		}
 		ld[i] += sum
 	}
-	o1 := bl.st1.forward(out, D, n, &t.c1)
+	o1 := bl.st1.forward(out, D, c, n, &t.c1)
 	for i := 0; i < n; i++ {
 		s, tt := o1[i*2*n2:i*2*n2+n2], o1[i*2*n2+n2:(i+1)*2*n2]
 		x2, y2, e1 := xp[i*D+n1:(i+1)*D], out[i*D+n1:(i+1)*D], t.e1[i*n2:(i+1)*n2]
@@ -149,7 +149,7 @@ func (f *Flow) blockForward(bl *block, in []float32, t *trace, n int, ld []float
 // backward propagates dz (n x Dim) through all blocks and returns d/dx.
 // gld is the derivative of the objective with respect to each row's
 // log-determinant; grads selects parameter-gradient accumulation.
-func (f *Flow) backward(w *workspace, traces []trace, n int, dz []float32, gld float32, grads bool) []float32 {
+func (f *Flow) backward(w *workspace, traces []trace, c []float32, n int, dz []float32, gld float32, grads bool) []float32 {
 	D := f.cfg.Dim
 	widest := 0
 	for b := range f.blocks {
@@ -166,13 +166,13 @@ func (f *Flow) backward(w *workspace, traces []trace, n int, dz []float32, gld f
 		if b == 0 {
 			dst = make([]float32, n*D)
 		}
-		f.blockBackward(&f.blocks[b], &traces[b], n, cur, dst, dXp, dO2, dO1, scratch, gld, grads)
+		f.blockBackward(&f.blocks[b], &traces[b], c, n, cur, dst, dXp, dO2, dO1, scratch, gld, grads)
 		cur = dst
 	}
 	return cur
 }
 
-func (f *Flow) blockBackward(bl *block, t *trace, n int, dOut, dIn, dXp, dO2, dO1, scratch []float32, gld float32, grads bool) {
+func (f *Flow) blockBackward(bl *block, t *trace, c []float32, n int, dOut, dIn, dXp, dO2, dO1, scratch []float32, gld float32, grads bool) {
 	D, n1, n2, a := f.cfg.Dim, f.n1, f.n2, f.alpha
 	o1 := t.c1.acts[len(t.c1.acts)-1]
 	for i := 0; i < n; i++ {
@@ -187,7 +187,7 @@ func (f *Flow) blockBackward(bl *block, t *trace, n int, dOut, dIn, dXp, dO2, dO
 			dt[j] = dy2[j]
 		}
 	}
-	bl.st1.backward(t.out, D, n, &t.c1, dO1, grads, dXp, D, scratch)
+	bl.st1.backward(t.out, D, c, n, &t.c1, dO1, grads, dXp, D, scratch)
 	o2 := t.c2.acts[len(t.c2.acts)-1]
 	for i := 0; i < n; i++ {
 		dy1, x1 := dXp[i*D:i*D+n1], t.xp[i*D:i*D+n1]
@@ -200,7 +200,7 @@ func (f *Flow) blockBackward(bl *block, t *trace, n int, dOut, dIn, dXp, dO2, dO
 			dy1[j] = g
 		}
 	}
-	bl.st2.backward(t.xp[n1:], D, n, &t.c2, dO2, grads, dXp[n1:], D, scratch)
+	bl.st2.backward(t.xp[n1:], D, c, n, &t.c2, dO2, grads, dXp[n1:], D, scratch)
 	for i := 0; i < n; i++ {
 		src, dst := dXp[i*D:(i+1)*D], dIn[i*D:(i+1)*D]
 		for j, p := range bl.perm {
@@ -210,21 +210,32 @@ func (f *Flow) blockBackward(bl *block, t *trace, n int, dOut, dIn, dXp, dO2, dO
 }
 
 // Forward maps a batch to the latent space and returns each row's
-// log|det J|.
+// log|det J|. A conditional flow needs ForwardCond.
 func (f *Flow) Forward(x []float32, n int) (z, logdet []float32) {
+	return f.ForwardCond(x, nil, n)
+}
+
+// ForwardCond is Forward with one condition row (Config.Cond values) per
+// row of x; c is nil for an unconditional flow.
+func (f *Flow) ForwardCond(x, c []float32, n int) (z, logdet []float32) {
 	f.checkBatch("Forward", x, n)
+	f.checkCond("Forward", c, n)
 	if n == 0 {
 		return []float32{}, []float32{}
 	}
 	w := f.getWS()
 	defer f.putWS(w)
-	z, logdet, _ = f.forward(w, x, n, false)
+	z, logdet, _ = f.forward(w, x, c, n, false)
 	return z, logdet
 }
 
 // Inverse maps latent vectors back to feature space.
-func (f *Flow) Inverse(z []float32, n int) []float32 {
+func (f *Flow) Inverse(z []float32, n int) []float32 { return f.InverseCond(z, nil, n) }
+
+// InverseCond is Inverse under the conditions c (see ForwardCond).
+func (f *Flow) InverseCond(z, c []float32, n int) []float32 {
 	f.checkBatch("Inverse", z, n)
+	f.checkCond("Inverse", c, n)
 	if n == 0 {
 		return []float32{}
 	}
@@ -236,7 +247,7 @@ func (f *Flow) Inverse(z []float32, n int) []float32 {
 	for b := len(f.blocks) - 1; b >= 0; b-- {
 		bl := &f.blocks[b]
 		xp := t.xp
-		o1 := bl.st1.forward(cur, D, n, &t.c1)
+		o1 := bl.st1.forward(cur, D, c, n, &t.c1)
 		for i := 0; i < n; i++ {
 			s, tt := o1[i*2*n2:i*2*n2+n2], o1[i*2*n2+n2:(i+1)*2*n2]
 			y2, x2 := cur[i*D+n1:(i+1)*D], xp[i*D+n1:(i+1)*D]
@@ -244,7 +255,7 @@ func (f *Flow) Inverse(z []float32, n int) []float32 {
 				x2[j] = (y2[j] - tt[j]) * exp32(-clamp(s[j], a))
 			}
 		}
-		o2 := bl.st2.forward(xp[n1:], D, n, &t.c2)
+		o2 := bl.st2.forward(xp[n1:], D, c, n, &t.c2)
 		for i := 0; i < n; i++ {
 			s, tt := o2[i*2*n1:i*2*n1+n1], o2[i*2*n1+n1:(i+1)*2*n1]
 			y1, x1 := cur[i*D:i*D+n1], xp[i*D:i*D+n1]
@@ -273,11 +284,14 @@ func (f *Flow) nll(z []float32, logdet float32) float64 {
 
 // Loss is the mean over the batch of (0.5*||z||^2 - log|det J|) / Dim, the
 // negative log-likelihood per dimension up to the constant 0.5*log(2*pi).
-func (f *Flow) Loss(x []float32, n int) float64 {
+func (f *Flow) Loss(x []float32, n int) float64 { return f.LossCond(x, nil, n) }
+
+// LossCond is Loss under the conditions c (see ForwardCond).
+func (f *Flow) LossCond(x, c []float32, n int) float64 {
 	if n == 0 {
 		return 0
 	}
-	z, ld := f.Forward(x, n)
+	z, ld := f.ForwardCond(x, c, n)
 	D := f.cfg.Dim
 	var sum float64
 	for i := 0; i < n; i++ {
@@ -287,15 +301,19 @@ func (f *Flow) Loss(x []float32, n int) float64 {
 }
 
 // LossGrad returns Loss and adds its gradient to every Param's Grad.
-func (f *Flow) LossGrad(x []float32, n int) float64 {
+func (f *Flow) LossGrad(x []float32, n int) float64 { return f.LossGradCond(x, nil, n) }
+
+// LossGradCond is LossGrad under the conditions c (see ForwardCond).
+func (f *Flow) LossGradCond(x, c []float32, n int) float64 {
 	f.checkBatch("LossGrad", x, n)
+	f.checkCond("LossGrad", c, n)
 	if n == 0 {
 		return 0
 	}
 	w := f.getWS()
 	defer f.putWS(w)
 	D := f.cfg.Dim
-	z, ld, traces := f.forward(w, x, n, true)
+	z, ld, traces := f.forward(w, x, c, n, true)
 	var sum float64
 	for i := 0; i < n; i++ {
 		sum += f.nll(z[i*D:(i+1)*D], ld[i])
@@ -305,7 +323,7 @@ func (f *Flow) LossGrad(x []float32, n int) float64 {
 	for i, v := range z {
 		dz[i] = v * scale
 	}
-	f.backward(w, traces, n, dz, -scale, true)
+	f.backward(w, traces, c, n, dz, -scale, true)
 	return sum / float64(n)
 }
 
@@ -333,17 +351,18 @@ func (f *Flow) Score(x []float32, n int) []float32 {
 // unpooled feature maps. Parameter gradients are left untouched.
 func (f *Flow) ScoreGrad(x []float32, n int) (scores, dx []float32) {
 	f.checkBatch("ScoreGrad", x, n)
+	f.checkCond("ScoreGrad", nil, n)
 	if n == 0 {
 		return []float32{}, []float32{}
 	}
 	w := f.getWS()
 	defer f.putWS(w)
-	z, _, traces := f.forward(w, x, n, true)
+	z, _, traces := f.forward(w, x, nil, n, true)
 	scores = f.scores(z, n)
 	dz := w.take(len(z))
 	k := float32(2 / float64(f.cfg.Dim))
 	for i, v := range z {
 		dz[i] = k * v
 	}
-	return scores, f.backward(w, traces, n, dz, 0, false)
+	return scores, f.backward(w, traces, nil, n, dz, 0, false)
 }

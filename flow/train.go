@@ -21,6 +21,9 @@ type TrainConfig struct {
 	// of the training loss; the weights of its best epoch are restored.
 	Val  []float32
 	ValN int
+	// Cond and ValCond are the conditions of the training and validation
+	// rows (Config.Cond values each) for a conditional flow.
+	Cond, ValCond []float32
 	// Progress, if set, is called after every epoch with the watched loss.
 	Progress func(epoch, total int, loss float64)
 }
@@ -47,7 +50,7 @@ type TrainStats struct {
 	StopReason StopReason
 }
 
-func (c TrainConfig) validate(dim int) error {
+func (c TrainConfig) validate(dim, cond int) error {
 	switch {
 	case c.MaxEpochs < 1:
 		return fmt.Errorf("train: MaxEpochs %d, need at least 1", c.MaxEpochs)
@@ -59,6 +62,8 @@ func (c TrainConfig) validate(dim int) error {
 		return fmt.Errorf("train: MinDelta %v, need >= 0", c.MinDelta)
 	case c.ValN < 0 || len(c.Val) != c.ValN*dim:
 		return fmt.Errorf("train: %d validation values for ValN %d of dim %d", len(c.Val), c.ValN, dim)
+	case len(c.ValCond) != c.ValN*cond:
+		return fmt.Errorf("train: %d validation condition values for ValN %d of width %d", len(c.ValCond), c.ValN, cond)
 	}
 	if c.ValN > 0 {
 		if i := firstNonFinite(c.Val); i >= 0 {
@@ -94,7 +99,13 @@ func (f *Flow) Train(ctx context.Context, x []float32, n int, cfg TrainConfig) (
 	if i := firstNonFinite(x); i >= 0 {
 		return st, fmt.Errorf("train: value %d (row %d) is %v", i, i/D, x[i])
 	}
-	if err := cfg.validate(D); err != nil {
+	if C := f.cfg.Cond; len(cfg.Cond) != n*C {
+		return st, fmt.Errorf("train: %d condition values for %d rows of width %d", len(cfg.Cond), n, C)
+	}
+	if i := firstNonFinite(cfg.Cond); i >= 0 {
+		return st, fmt.Errorf("train: condition value %d is %v", i, cfg.Cond[i])
+	}
+	if err := cfg.validate(D, f.cfg.Cond); err != nil {
 		return st, err
 	}
 	opt, err := NewAdam(f.params, cfg.Adam)
@@ -116,6 +127,11 @@ func (f *Flow) Train(ctx context.Context, x []float32, n int, cfg TrainConfig) (
 		order[i] = i
 	}
 	batch := make([]float32, 0, min(cfg.Batch, n)*D)
+	C := f.cfg.Cond
+	var cbatch []float32
+	if C > 0 {
+		cbatch = make([]float32, 0, min(cfg.Batch, n)*C)
+	}
 	st.BestLoss = math.Inf(1)
 	sinceBest, ref := 0, math.Inf(1)
 	st.StopReason = StopMaxEpochs
@@ -133,11 +149,17 @@ func (f *Flow) Train(ctx context.Context, x []float32, n int, cfg TrainConfig) (
 			}
 			hi := min(lo+cfg.Batch, n)
 			batch = batch[:0]
+			if cbatch != nil {
+				cbatch = cbatch[:0]
+			}
 			for _, k := range order[lo:hi] {
 				batch = append(batch, x[k*D:(k+1)*D]...)
+				if C > 0 {
+					cbatch = append(cbatch, cfg.Cond[k*C:(k+1)*C]...)
+				}
 			}
 			f.ZeroGrad()
-			loss := f.LossGrad(batch, hi-lo)
+			loss := f.LossGradCond(batch, cbatch, hi-lo)
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				f.restore(best)
 				return st, fmt.Errorf("train: loss diverged to %v at epoch %d step %d: lower the learning rate or normalise the features", loss, epoch, st.Steps+1)
@@ -151,7 +173,7 @@ func (f *Flow) Train(ctx context.Context, x []float32, n int, cfg TrainConfig) (
 		st.TrainLoss = append(st.TrainLoss, trainLoss)
 		watched := trainLoss
 		if useVal {
-			watched = f.Loss(cfg.Val, cfg.ValN)
+			watched = f.LossCond(cfg.Val, cfg.ValCond, cfg.ValN)
 			st.ValLoss = append(st.ValLoss, watched)
 		}
 		if epoch == 1 {
