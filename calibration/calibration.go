@@ -135,8 +135,16 @@ func DefaultsFor(m model.Method) Config {
 	c.Transforms = transform.Config{Mode: transform.None}
 	c.TrainViews, c.TestViews = 1, 1
 	c.Choose = Candidates()
-	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
-		Density: json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)}
+	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5}
+	switch m {
+	case local.MethodPatchCore:
+		c.Local.Density = json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)
+	case local.MethodCFlow:
+		// Its registered defaults; and no choice among transformations:
+		// each candidate trains five flows (the final one and four fold
+		// flows for leave-one-out), which alone take most of a minute.
+		c.Choose = nil
+	}
 	return c
 }
 

@@ -168,8 +168,17 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
 	var rows []float32
 	var owner []int32
+	// Densities that condition on position get each row's place in the grid.
+	pd, positional := dens.(local.Positional)
+	var at, grid []local.Position
+	if positional {
+		grid = local.GridPositions(h, w)
+	}
 	for i, img := range imgs {
 		rows = append(rows, base[i]...)
+		if positional {
+			at = append(at, grid...)
+		}
 		var views []gocv.Mat
 		for v := 1; v < c.TrainViews; v++ {
 			views = append(views, transform.Apply(c.Transforms, img, c.Transforms.TrainAngle(rng), rng))
@@ -194,6 +203,9 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 				for p := range h * w {
 					if rng.Float64() < keep {
 						rows = append(rows, vr[p*dim:(p+1)*dim]...)
+						if positional {
+							at = append(at, grid[p])
+						}
 						n++
 					}
 				}
@@ -204,7 +216,12 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 		}
 	}
 	tViews := time.Now()
-	if err := dens.Fit(ctx, rows, len(owner), dim, owner); err != nil {
+	if positional {
+		err = pd.FitAt(ctx, rows, len(owner), dim, owner, at)
+	} else {
+		err = dens.Fit(ctx, rows, len(owner), dim, owner)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("fitting %s (%s): %w", cfg.Method, c.Name, err)
 	}
 	tFit := time.Now()
@@ -213,7 +230,7 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 			"score", time.Since(tFit).Round(time.Millisecond))
 	}()
 	f := &localFit{dens: dens, rows: len(owner)}
-	rows = nil
+	rows, at = nil, nil
 	maps := make([][]float32, len(imgs))
 	for i, img := range imgs {
 		if len(angles) == 1 && angles[0] == 0 {

@@ -199,6 +199,12 @@ func TestLoadRefusesHostileManifest(t *testing.T) {
 			m["method"], m["method_config"] = "flow", flowConfigJSON(MaxFeatureDim, MaxFlowBlocks, MaxFlowHidden, 2)
 			return w
 		}, "the file holds 7 values"},
+		{"pooled flow with a condition", func(m map[string]any, w []byte) []byte {
+			c := flowConfigJSON(960, 8, 64, 1)
+			c["Cond"] = 4096
+			m["method"], m["method_config"] = "flow", c
+			return w
+		}, "unconditional"},
 		{"flow config not an object", func(m map[string]any, w []byte) []byte {
 			m["method"], m["method_config"] = "flow", "big"
 			return w

@@ -202,6 +202,7 @@ func fits(offset, n, total int) bool {
 type flowConfig struct {
 	Dim, Blocks, Hidden, Depth int
 	Clamp                      float64
+	Cond                       int
 }
 
 func flowBounds(raw json.RawMessage, weights int) error {
@@ -221,6 +222,11 @@ func flowBounds(raw json.RawMessage, weights int) error {
 	if math.IsNaN(c.Clamp) || math.IsInf(c.Clamp, 0) || c.Clamp < 0 || c.Clamp > 1e6 {
 		//lint:ignore ST1005 names the field, like the bounds above
 		return fmt.Errorf("Clamp %v outside 0..1e6", c.Clamp)
+	}
+	// The pooled flow has no condition; one declared here would widen every
+	// subnet beyond the parameter count checked below.
+	if c.Cond != 0 {
+		return fmt.Errorf("Cond %d: the pooled flow is unconditional", c.Cond)
 	}
 	// The parameters flow.New allocates: per block two subnets, each
 	// in -> Hidden, (Depth-1) x Hidden -> Hidden, Hidden -> out, with biases.

@@ -166,8 +166,19 @@ func (l *Local) MapRows(ctx context.Context, rows [][]float32, h, w int, angles 
 		return nil, fmt.Errorf("local: %d row sets for %d angles", len(rows), len(angles))
 	}
 	acc := make([]float32, HeatSize*HeatSize)
+	pd, positional := l.Dens.(local.Positional)
+	var at []local.Position
+	if positional {
+		at = local.GridPositions(h, w)
+	}
 	for i, a := range angles {
-		s, err := l.Dens.Score(ctx, rows[i], h*w, exclude)
+		var s []float32
+		var err error
+		if positional {
+			s, err = pd.ScoreAt(ctx, rows[i], h*w, at, exclude)
+		} else {
+			s, err = l.Dens.Score(ctx, rows[i], h*w, exclude)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
@@ -15,6 +16,7 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/progress"
 	"github.com/inspectd/inspectd/transform"
@@ -24,8 +26,8 @@ import (
 // calibration.Defaults, and returns a function producing the Config.
 func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	d := calibration.Defaults()
-	method := fs.String("method", string(calibration.DefaultMethod), "density: patchcore (patch memory bank), flow (DifferNet) or gaussian (baseline); flags not given take the method's defaults, not the values shown here")
-	backbone := fs.String("backbone", "", "backbone ONNX file (a path), or file name looked up beside INSPECTD_BACKBONE and in .deps/models (default: INSPECTD_BACKBONE when it has the method's taps, else the method's file: "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore)")
+	method := fs.String("method", string(calibration.DefaultMethod), "density: patchcore (patch memory bank), cflow (patch flow conditioned on position), flow (DifferNet) or gaussian (baseline); flags not given take the method's defaults, not the values shown here")
+	backbone := fs.String("backbone", "", "backbone ONNX file (a path), or file name looked up beside INSPECTD_BACKBONE and in .deps/models (default: INSPECTD_BACKBONE when it has the method's taps, else the method's file: "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore and cflow)")
 	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs used as features (comma separated)")
 	scales := fs.String("scales", joinInts(d.Features.Scales), "input sizes in pixels (comma separated; the short side with --aspect)")
 	aspect := fs.Bool("aspect", d.Features.Aspect, "keep the aspect ratio: short side = scale, rounded to --stride")
@@ -94,7 +96,18 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Local.Grid.Neighbourhood = *neigh
 		}
 		if set["max-bank"] {
+			if c.Method != local.MethodPatchCore {
+				return c, fmt.Errorf("--max-bank is a patchcore setting, not %s's", c.Method)
+			}
 			c.Local.Density = []byte(fmt.Sprintf(`{"max_bank":%d,"proj_dim":128,"seed":%d}`, *maxBank, *seed))
+		}
+		if set["seed"] && c.Method == local.MethodCFlow {
+			// The flow's initial weights and batch order follow the seed.
+			d := local.DefaultCFlow
+			d.Seed = *seed
+			if c.Local.Density, err = json.Marshal(d); err != nil {
+				return c, err
+			}
 		}
 		if set["train-views"] || set["transforms"] {
 			c.Choose = nil
