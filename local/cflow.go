@@ -82,7 +82,7 @@ const (
 
 // DefaultCFlow is the conditional flow's default configuration.
 var DefaultCFlow = CFlowConfig{Proj: 64, Freqs: 6, Blocks: 8, Hidden: 128, Depth: 1, Clamp: 1.9,
-	Steps: 1500, Batch: 256, LR: 1e-3, Folds: 4, Seed: 1}
+	Steps: 400, Batch: 256, LR: 1e-3, Folds: 4, Seed: 1}
 
 // Bounds of a stored configuration: a model file is hostile input, and
 // these keep the flow it declares small enough to build before its tensors
@@ -184,37 +184,49 @@ func (c *CFlow) FitAt(ctx context.Context, x []float32, n, dim int, owner []int3
 	c.mean, c.proj, c.dim = mean, proj, dim
 	r := c.reduce(x, n)
 	cond := encodePositions(at, c.Cfg.Freqs)
-	if c.final, err = c.train(ctx, r, cond, n, k, "all"); err != nil {
-		return err
-	}
-	c.folds, c.fold = nil, nil
+	c.final, c.folds, c.fold = nil, nil, nil
 	owners := slices.Compact(slices.Sorted(slices.Values(owner)))
 	K := min(c.Cfg.Folds, len(owners))
 	if K < 2 {
-		return nil
-	}
-	c.fold = make(map[int32]int, len(owners))
-	for i, o := range owners {
-		c.fold[o] = i % K
-	}
-	C := 4 * c.Cfg.Freqs
-	for f := range K {
-		var fr, fc []float32
-		m := 0
-		for i := range n {
-			if c.fold[owner[i]] != f {
-				fr = append(fr, r[i*k:(i+1)*k]...)
-				fc = append(fc, cond[i*C:(i+1)*C]...)
-				m++
-			}
+		K = 0
+	} else {
+		c.fold = make(map[int32]int, len(owners))
+		for i, o := range owners {
+			c.fold[o] = i % K
 		}
-		fl, err := c.train(ctx, fr, fc, m, k, fmt.Sprintf("fold %d/%d", f+1, K))
+	}
+	// One flow at a time: their products are small, and OpenBLAS threads
+	// of concurrent calls contend (5 flows side by side took 6x longer).
+	flows := make([]*flow.Flow, K+1)
+	for f := range K + 1 {
+		var err error
+		if f == K {
+			flows[f], err = c.train(ctx, r, cond, n, k, "all")
+		} else {
+			fr, fc, m := c.foldRows(r, cond, owner, n, k, f)
+			flows[f], err = c.train(ctx, fr, fc, m, k, fmt.Sprintf("fold %d/%d", f+1, K))
+		}
 		if err != nil {
 			return err
 		}
-		c.folds = append(c.folds, fl)
 	}
+	c.final, c.folds = flows[K], flows[:K]
 	return nil
+}
+
+// foldRows are the reduced rows and conditions of every image not in fold f.
+func (c *CFlow) foldRows(r, cond []float32, owner []int32, n, k, f int) ([]float32, []float32, int) {
+	C := 4 * c.Cfg.Freqs
+	var fr, fc []float32
+	m := 0
+	for i := range n {
+		if c.fold[owner[i]] != f {
+			fr = append(fr, r[i*k:(i+1)*k]...)
+			fc = append(fc, cond[i*C:(i+1)*C]...)
+			m++
+		}
+	}
+	return fr, fc, m
 }
 
 func (c *CFlow) train(ctx context.Context, r, cond []float32, n, k int, what string) (*flow.Flow, error) {

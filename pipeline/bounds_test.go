@@ -32,6 +32,7 @@ func TestLocalMethodBounds(t *testing.T) {
 		{"channels 1e6", `{"grid":{"neighbourhood":3,"dims":[1000000]}}`, "channel count"},
 		{"top 7", `{"grid":{"neighbourhood":3,"dims":[0]},"top":7}`, "top share"},
 		{"not an object", `"big"`, "configuration"},
+		{"cflow hidden 1e5", `{"grid":{"neighbourhood":3,"dims":[0]},"density":{"hidden":100000}}`, "cflow: hidden"},
 	}
 	bounds := func(raw string) error {
 		var err error

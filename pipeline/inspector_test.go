@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -51,6 +52,10 @@ func testConfig(method model.Method) calibration.Config {
 		cfg.Features.Taps = []string{tiny.Tap1, tiny.Tap2}
 		cfg.Features.Scales, cfg.Features.Stride = []int{64}, 4
 		cfg.Local.Grid.Dims = []int{0, 0}
+		if method == local.MethodCFlow {
+			// A short training keeps the test quick; the path is the same.
+			cfg.Local.Density = json.RawMessage(`{"proj":8,"freqs":3,"blocks":2,"hidden":16,"depth":1,"clamp":1.9,"steps":60,"batch":128,"lr":0.002,"folds":4,"seed":1}`)
+		}
 		return cfg
 	}
 	cfg := calibration.Defaults()
@@ -195,7 +200,7 @@ func TestCalibratedInspector(t *testing.T) {
 	testenv.RequireORT(t)
 	held := goodImages(t, 6, heldSeed)
 	bad := defects(t)
-	for _, method := range []model.Method{model.Flow, model.Gaussian, local.MethodPatchCore} {
+	for _, method := range []model.Method{model.Flow, model.Gaussian, local.MethodPatchCore, local.MethodCFlow} {
 		t.Run(string(method), func(t *testing.T) {
 			fx := calibrate(t, method)
 			mem := inspector(t, fx.model, fx.ex, fx.sha)
