@@ -11,22 +11,24 @@ import (
 )
 
 // Each patch density takes its own settings: patchcore's bank size is
-// refused for cflow, and --seed reaches cflow's flow.
+// refused for cflow, and --seed reaches cflow's flow; cflow does not
+// choose transformations by default (each candidate trains five flows).
 func TestCalibFlagsPerDensity(t *testing.T) {
 	tests := []struct {
 		args    []string
 		want    string // error substring, "" for none
 		density func(raw json.RawMessage) bool
+		choose  bool // transformations chosen among candidates
 	}{
-		{[]string{"--method", "cflow"}, "", func(raw json.RawMessage) bool { return raw == nil }},
-		{[]string{"--method", "cflow", "--max-bank", "10"}, "patchcore setting", nil},
+		{[]string{"--method", "cflow"}, "", func(raw json.RawMessage) bool { return raw == nil }, false},
+		{[]string{"--method", "cflow", "--max-bank", "10"}, "patchcore setting", nil, false},
 		{[]string{"--method", "cflow", "--seed", "7"}, "", func(raw json.RawMessage) bool {
 			var c local.CFlowConfig
 			return json.Unmarshal(raw, &c) == nil && c.Seed == 7 && c.Steps == local.DefaultCFlow.Steps
-		}},
+		}, false},
 		{[]string{"--method", "patchcore", "--max-bank", "10"}, "", func(raw json.RawMessage) bool {
 			return strings.Contains(string(raw), `"max_bank":10`)
-		}},
+		}, true},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -48,6 +50,9 @@ func TestCalibFlagsPerDensity(t *testing.T) {
 			}
 			if !tc.density(cfg.Local.Density) {
 				t.Fatalf("density configuration %s", cfg.Local.Density)
+			}
+			if (len(cfg.Choose) > 0) != tc.choose {
+				t.Fatalf("%d transformation candidates, want them: %v", len(cfg.Choose), tc.choose)
 			}
 		})
 	}
