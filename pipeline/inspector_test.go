@@ -229,9 +229,15 @@ func TestCalibratedInspector(t *testing.T) {
 			}
 
 			// Confirmed-good parts: patch banks take them as a new
-			// version, pooled densities refuse (they would need a refit).
+			// version; pooled densities and the patch flow refuse (they
+			// would need a refit).
 			man, tensors, _, err := mem.AddGood(context.Background(), fx.model, held[:1])
+			extends := false
 			if local.Is(string(method)) {
+				d, _ := local.New(string(method), nil)
+				_, extends = d.(local.Extender)
+			}
+			if extends {
 				if err != nil {
 					t.Errorf("adding a good part: %v", err)
 				} else if man.Training.ConfirmedGood != 1 || man.Training.Parent != fx.model.Manifest.ID || len(tensors) != len(fx.model.Tensors) {
