@@ -226,7 +226,7 @@ func flowBounds(raw json.RawMessage, weights int) error {
 	// The pooled flow has no condition; one declared here would widen every
 	// subnet beyond the parameter count checked below.
 	if c.Cond != 0 {
-		return fmt.Errorf("Cond %d: the pooled flow is unconditional", c.Cond)
+		return fmt.Errorf("condition width %d: the pooled flow is unconditional", c.Cond)
 	}
 	// The parameters flow.New allocates: per block two subnets, each
 	// in -> Hidden, (Depth-1) x Hidden -> Hidden, Hidden -> out, with biases.
