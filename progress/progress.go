@@ -169,3 +169,32 @@ func FormatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
 	}
 }
+
+// Stages reports the stages of a long job (calibration's "features",
+// "candidates", ...) as one bar each on w: animated on a terminal, sparse
+// lines otherwise. report(stage, done, total) advances a stage's bar by one;
+// finish ends every bar still open.
+func Stages(w io.Writer) (report func(stage string, done, total int), finish func()) {
+	isTerm := false
+	if f, ok := w.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	bars := map[string]*Bar{}
+	report = func(stage string, done, total int) {
+		b := bars[stage]
+		if b == nil {
+			b = New(w, total, stage, WithTerminal(isTerm))
+			bars[stage] = b
+		}
+		b.Add(1)
+		if done == total {
+			b.Done()
+			delete(bars, stage) // a later run of the stage starts a fresh bar
+		}
+	}
+	return report, func() {
+		for _, b := range bars {
+			b.Done()
+		}
+	}
+}

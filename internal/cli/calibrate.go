@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"gocv.io/x/gocv"
-	"golang.org/x/term"
 
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/evalstats"
@@ -278,36 +277,9 @@ func calibrateMats(ctx context.Context, imgs []gocv.Mat, used []string, cfg cali
 		return nil, err
 	}
 	defer closeRT()
-	prog, done := progressBars(stderr)
+	prog, done := progress.Stages(stderr)
 	defer done()
 	return calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, prog)
-}
-
-// progressBars reports calibration stages as progress bars on stderr (bars
-// animate on a terminal, else print sparse lines); done finishes them all.
-func progressBars(stderr io.Writer) (calibration.Progress, func()) {
-	isTerm := false
-	if f, ok := stderr.(*os.File); ok {
-		isTerm = term.IsTerminal(int(f.Fd()))
-	}
-	bars := map[string]*progress.Bar{}
-	prog := func(stage string, done, total int) {
-		b := bars[stage]
-		if b == nil {
-			b = progress.New(stderr, total, stage, progress.WithTerminal(isTerm))
-			bars[stage] = b
-		}
-		b.Add(1)
-		if done == total {
-			b.Done()
-			delete(bars, stage) // a later calibration starts a fresh bar
-		}
-	}
-	return prog, func() {
-		for _, b := range bars {
-			b.Done()
-		}
-	}
 }
 
 type multiFlag []string

@@ -19,6 +19,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/evaluation"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/model"
@@ -58,13 +59,13 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-func readSummary(t *testing.T, dir string) EvalSummary {
+func readSummary(t *testing.T, dir string) evaluation.Summary {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s EvalSummary
+	var s evaluation.Summary
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("summary.json: %v", err)
 	}
