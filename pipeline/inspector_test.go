@@ -465,6 +465,7 @@ func TestHeatBaselines(t *testing.T) {
 func TestCalibrateChoosesTransforms(t *testing.T) {
 	testenv.RequireORT(t)
 	cfg := testConfig(local.MethodPatchCore)
+	cfg.Choose = calibration.Candidates() // --mode auto
 	backbone, _ := tinyBackbone(t)
 	ex := openExtractor(t, engine.ONNXRuntime, backbone, cfg.Features)
 	for _, tc := range []struct {

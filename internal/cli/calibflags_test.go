@@ -28,7 +28,10 @@ func TestCalibFlagsPerDensity(t *testing.T) {
 		}, false},
 		{[]string{"--method", "patchcore", "--max-bank", "10"}, "", func(raw json.RawMessage) bool {
 			return strings.Contains(string(raw), `"max_bank":10`)
-		}, true},
+		}, false},
+		{[]string{"--method", "patchcore", "--mode", "auto"}, "", func(raw json.RawMessage) bool { return len(raw) > 0 }, true},
+		{[]string{"--method", "patchcore", "--mode", "auto", "--mode", "none"}, "", func(raw json.RawMessage) bool { return len(raw) > 0 }, false},
+		{[]string{"--method", "flow", "--mode", "auto"}, "patch method", nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

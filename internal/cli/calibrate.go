@@ -36,7 +36,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
 	top := fs.Float64("top", 0.01, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	normFloor := fs.Float64("norm-floor", 0.5, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
-	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patchcore's default: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects, keep the best)")
+	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects and keep the best; not the default, its thresholds run loose, see README)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
 	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")

@@ -419,7 +419,7 @@ func TestEndToEndPatchCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	code, stdout, stderr := run(t, "eval", "--data", data, "--method", "patchcore", "--out", out)
+	code, stdout, stderr := run(t, "eval", "--data", data, "--method", "patchcore", "--mode", "auto", "--out", out)
 	if code != 0 {
 		t.Fatalf("eval exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
