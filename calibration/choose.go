@@ -1,6 +1,7 @@
 package calibration
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -127,7 +128,7 @@ func pick(evs []model.CandidateEvidence, probes int) (int, error) {
 	if len(evs) == 0 {
 		return 0, errors.New("calibration: no transformation candidate to choose from")
 	}
-	best := slices.MaxFunc(evs, func(a, b model.CandidateEvidence) int { return cmpFloat(a.Caught, b.Caught) }).Caught
+	best := slices.MaxFunc(evs, func(a, b model.CandidateEvidence) int { return cmp.Compare(a.Caught, b.Caught) }).Caught
 	slack := 1 / float64(max(probes, 1))
 	chosen := -1
 	for i, e := range evs {
@@ -139,14 +140,4 @@ func pick(evs []model.CandidateEvidence, probes int) (int, error) {
 		}
 	}
 	return chosen, nil
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

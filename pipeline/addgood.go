@@ -9,7 +9,6 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
 )
@@ -44,25 +43,17 @@ func (in *Inspector) AddGood(ctx context.Context, m *model.Model, parts []gocv.M
 	if !ok {
 		return man, nil, 0, fmt.Errorf("model %s (%s): %w", man.ID, man.Method, ErrCannotLearn)
 	}
-	roi, err := imageops.ParseROI(man.ROI)
-	if man.ROI != "" && err != nil {
-		return man, nil, 0, fmt.Errorf("model %s: %w", man.ID, err)
-	}
 	added := 0
 	for i, p := range parts {
 		if p.Empty() {
 			return man, nil, 0, fmt.Errorf("confirmed-good part %d: empty image", i)
 		}
-		crop := p
-		if man.ROI != "" {
-			if crop, err = imageops.Crop(p, roi); err != nil {
-				return man, nil, 0, fmt.Errorf("confirmed-good part %d: %w", i, err)
-			}
+		crop, err := in.Part(p)
+		if err != nil {
+			return man, nil, 0, fmt.Errorf("confirmed-good part %d: %w", i, err)
 		}
 		rows, h, w, _, err := l.Patches(ctx, ex, []gocv.Mat{crop})
-		if man.ROI != "" {
-			crop.Close()
-		}
+		crop.Close()
 		if err != nil {
 			return man, nil, 0, fmt.Errorf("confirmed-good part %d: %w", i, err)
 		}
