@@ -34,11 +34,19 @@ type FRRCheckPoint struct {
 	MeasuredMean   float64   `json:"measured_frr_mean"`
 	MeasuredMedian float64   `json:"measured_frr_median"`
 	Measured       []float64 `json:"measured_frr"`
+	// Caught is each calibration's share of defective test parts above its
+	// threshold, and OracleCaught the share a threshold chosen with
+	// hindsight at that calibration's measured rate would catch: one draw's
+	// catch rate says as little as one draw's false-reject rate.
+	CaughtMean       float64   `json:"caught_mean"`
+	CaughtMedian     float64   `json:"caught_median"`
+	Caught           []float64 `json:"caught"`
+	OracleCaughtMean float64   `json:"oracle_caught_mean"`
 }
 
 // frrSubsets calibrates on k random draws of n good training images and
 // measures each calibration's thresholds (its target and the 1/2/5% table)
-// on the good test parts.
+// on the test parts: false rejects of the good ones, catches of the others.
 func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data string, n, k int, cfg calibration.Config, tests []testImage, stderr io.Writer) (*FRRCheck, error) {
 	all, err := calibration.Images([]string{filepath.Join(data, "train", "good")}, 0)
 	if err != nil {
@@ -47,13 +55,13 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 	if len(all) < n+1 {
 		return nil, fmt.Errorf("--frr-subsets: %d good training images, need more than %d to draw subsets", len(all), n)
 	}
-	var good []string
+	nGood := 0
 	for _, t := range tests {
 		if t.class == "good" {
-			good = append(good, t.path)
+			nGood++
 		}
 	}
-	check := &FRRCheck{Subsets: k, Images: n, Good: len(good)}
+	check := &FRRCheck{Subsets: k, Images: n, Good: nGood}
 	byTarget := map[float64]*FRRCheckPoint{}
 	var order []float64
 	for s := 0; s < k; s++ {
@@ -77,18 +85,22 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 		if err != nil {
 			return nil, err
 		}
-		scores := make([]float64, 0, len(good))
-		for _, p := range good {
-			img, err := imageops.ReadFile(p)
+		var scores, bad []float64
+		for _, t := range tests {
+			img, err := imageops.ReadFile(t.path)
 			if err != nil {
 				return nil, err
 			}
 			r, err := in.Inspect(ctx, img, false)
 			img.Close()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
+				return nil, fmt.Errorf("%s: %w", t.path, err)
 			}
-			scores = append(scores, r.Score)
+			if t.class == "good" {
+				scores = append(scores, r.Score)
+			} else {
+				bad = append(bad, r.Score)
+			}
 		}
 		th := res.Manifest.Threshold
 		rows := append([]model.ThresholdRow{{TargetFRR: th.TargetFRR, Threshold: th.Value, PredictedFRR: th.PredictedFRR}}, th.Table...)
@@ -102,6 +114,8 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 				continue // the target is also a table row
 			}
 			pt.Measured = append(pt.Measured, shareAbove(scores, row.Threshold))
+			pt.Caught = append(pt.Caught, shareAbove(bad, row.Threshold))
+			pt.OracleCaughtMean += oracleCatch(scores, bad, countAbove(scores, row.Threshold)) / float64(k)
 			pt.PredictedMean += row.PredictedFRR / float64(k)
 		}
 		fmt.Fprintf(stderr, "eval: FRR check, subset %d/%d calibrated and scored\n", s+1, k)
@@ -109,6 +123,7 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 	for _, f := range order {
 		pt := byTarget[f]
 		pt.MeasuredMean, pt.MeasuredMedian = evalstats.Mean(pt.Measured), evalstats.Median(pt.Measured)
+		pt.CaughtMean, pt.CaughtMedian = evalstats.Mean(pt.Caught), evalstats.Median(pt.Caught)
 		check.Points = append(check.Points, *pt)
 	}
 	return check, nil
@@ -119,7 +134,8 @@ func printFRRCheck(w io.Writer, c *FRRCheck) {
 		return
 	}
 	for _, p := range c.Points {
-		fmt.Fprintf(w, "  FRR check over %d calibrations on %d random good images (%d good test parts): target %.1f%%, predicted %.2f%%, measured mean %.2f%% (median %.2f%%)\n",
-			c.Subsets, c.Images, c.Good, 100*p.TargetFRR, 100*p.PredictedMean, 100*p.MeasuredMean, 100*p.MeasuredMedian)
+		fmt.Fprintf(w, "  FRR check over %d calibrations on %d random good images (%d good test parts): target %.1f%%, predicted %.2f%%, measured mean %.2f%% (median %.2f%%); caught mean %.1f%% (median %.1f%%; oracle at each one's measured rate %.1f%%)\n",
+			c.Subsets, c.Images, c.Good, 100*p.TargetFRR, 100*p.PredictedMean, 100*p.MeasuredMean, 100*p.MeasuredMedian,
+			100*p.CaughtMean, 100*p.CaughtMedian, 100*p.OracleCaughtMean)
 	}
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +59,48 @@ func TestEvalFeatureCache(t *testing.T) {
 	}
 	if direct := evalScores(filepath.Join(dir, "3")); direct != first {
 		t.Errorf("scores without the cache differ:\n%s\nvs\n%s", direct, first)
+	}
+}
+
+// TestEvalFRRSubsets checks the FRR check's bookkeeping on a small set: one
+// entry per calibration for every target, rates that are shares, means that
+// are the means of the draws, and a hindsight threshold at each draw's
+// measured rate that catches at least as much as the draw's own threshold
+// (it sits at or below it by construction).
+func TestEvalFRRSubsets(t *testing.T) {
+	realBackbone(t)
+	data := filepath.Join(t.TempDir(), "set")
+	const subsets, nTrain = 2, calibration.MinImages
+	if err := synth.WriteDataset(data, nTrain+4, 4, 1, 96, 7); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := run(t, "eval", "--data", data, "--train-limit", fmt.Sprint(nTrain), "--method", "patchcore",
+		"--frr-subsets", fmt.Sprint(subsets), "--out", out)
+	if code != 0 {
+		t.Fatalf("eval: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "caught mean") {
+		t.Errorf("eval's summary does not report the catch rate over the draws:\n%s", stdout)
+	}
+	c := readSummary(t, out).FRRCheck
+	if c == nil || c.Subsets != subsets || c.Good != 4 || len(c.Points) == 0 {
+		t.Fatalf("frr_check = %+v, want %d subsets over 4 good test parts", c, subsets)
+	}
+	for _, p := range c.Points {
+		if len(p.Measured) != subsets || len(p.Caught) != subsets {
+			t.Fatalf("target %g: %d measured and %d caught rates, want %d each", p.TargetFRR, len(p.Measured), len(p.Caught), subsets)
+		}
+		for i := range p.Caught {
+			if p.Caught[i] < 0 || p.Caught[i] > 1 || p.Measured[i] < 0 || p.Measured[i] > 1 {
+				t.Errorf("target %g, draw %d: measured %g, caught %g: not shares", p.TargetFRR, i, p.Measured[i], p.Caught[i])
+			}
+		}
+		if m := (p.Caught[0] + p.Caught[1]) / 2; math.Abs(m-p.CaughtMean) > 1e-12 {
+			t.Errorf("target %g: caught mean %g, the draws' mean is %g", p.TargetFRR, p.CaughtMean, m)
+		}
+		if p.OracleCaughtMean < p.CaughtMean-1e-12 {
+			t.Errorf("target %g: hindsight threshold caught %g, less than the draws' own %g", p.TargetFRR, p.OracleCaughtMean, p.CaughtMean)
+		}
 	}
 }
