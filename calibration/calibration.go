@@ -42,29 +42,20 @@ type FlowShape = pooled.FlowShape
 
 // Config is everything calibration needs besides the images.
 type Config struct {
-	Backbone     string // backbone file name (found by model.FindBackbone in config.Runtime's dirs) or path
-	Features     features.Config
-	Transforms   transform.Config
-	TrainViews   int // random transformations cached per image for training
-	TestViews    int // T, the fixed transformations used for scoring
-	Method       model.Method
-	Flow         FlowShape
-	MaxEpochs    int
-	Batch        int
-	Patience     int
-	LR           float64
-	WeightDecay  float64
-	Whiten       bool    // flow on vectors whitened by a shrunk Gaussian (see pooled.FlowMethod)
-	Noise        float64 // std of Gaussian noise added to standardised training vectors, fresh each epoch
-	ValFraction  float64 // fraction of images held out to pick the flow's epoch count
-	Refit        bool    // retrain on all images for the picked epoch count
-	TargetFRR    float64
-	Folds        int
-	ThresholdBy  evalstats.ThresholdMethod
-	Seed         int64
-	ROI          string
-	HeatmapSigma float64
-	Local        pipeline.LocalMethod // patch-level methods: grid and density settings
+	Backbone        string // backbone file name (found by model.FindBackbone in config.Runtime's dirs) or path
+	Features        features.Config
+	Transforms      transform.Config
+	TrainViews      int // random transformations cached per image for training
+	TestViews       int // T, the fixed transformations used for scoring
+	Method          model.Method
+	pooled.Training // the flow's shape and training (see pooled.FlowMethod)
+	TargetFRR       float64
+	Folds           int
+	ThresholdBy     evalstats.ThresholdMethod
+	Seed            int64
+	ROI             string
+	HeatmapSigma    float64
+	Local           pipeline.LocalMethod // patch-level methods: grid and density settings
 	// Choose, for patch methods, lists transformation sets to compare on
 	// the good parts (Candidates); the best replaces Transforms and
 	// TrainViews, and T is 1. Empty: Transforms and TrainViews as given.
@@ -83,20 +74,22 @@ func Defaults() Config {
 		Backbone: "mobilenet_v2_taps.onnx",
 		Features: features.Config{Taps: []string{"stage7_s32"}, Scales: []int{448, 224, 112},
 			Mean: features.ImageNetMean, Std: features.ImageNetStd},
-		Transforms:   transform.Config{Mode: transform.Small, MaxAngle: 10},
-		TrainViews:   16,
-		TestViews:    8,
-		Method:       model.Flow,
-		Flow:         FlowShape{Blocks: 4, Hidden: 128, Depth: 1, Clamp: 3},
-		MaxEpochs:    60,
-		Batch:        64,
-		Patience:     10,
-		LR:           1e-3,
-		WeightDecay:  1e-5,
-		Whiten:       true,
-		Noise:        1.0,
-		ValFraction:  0.25,
-		Refit:        true,
+		Transforms: transform.Config{Mode: transform.Small, MaxAngle: 10},
+		TrainViews: 16,
+		TestViews:  8,
+		Method:     model.Flow,
+		Training: pooled.Training{
+			Flow:        FlowShape{Blocks: 4, Hidden: 128, Depth: 1, Clamp: 3},
+			MaxEpochs:   60,
+			Batch:       64,
+			Patience:    10,
+			LR:          1e-3,
+			WeightDecay: 1e-5,
+			Whiten:      true,
+			Noise:       1.0,
+			ValFraction: 0.25,
+			Refit:       true,
+		},
 		TargetFRR:    0.01,
 		Folds:        4,
 		ThresholdBy:  evalstats.MethodAuto,
@@ -386,9 +379,7 @@ func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, p
 
 // settings are what the pooled densities read of the configuration.
 func (c Config) settings(seed int64, prog Progress) pooled.Settings {
-	s := pooled.Settings{Seed: seed, Views: c.TrainViews, Flow: c.Flow, MaxEpochs: c.MaxEpochs, Batch: c.Batch,
-		Patience: c.Patience, LR: c.LR, WeightDecay: c.WeightDecay, Whiten: c.Whiten, Noise: c.Noise,
-		ValFraction: c.ValFraction, Refit: c.Refit}
+	s := pooled.Settings{Seed: seed, Views: c.TrainViews, Training: c.Training}
 	if prog != nil {
 		s.Progress = func(done, total int) { prog("train", done, total) }
 	}

@@ -8,9 +8,7 @@ package pooled
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
-	reg "github.com/inspectd/inspectd/internal/registry"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -42,14 +40,19 @@ type FlowShape struct {
 	Clamp  float64 `json:"clamp"`
 }
 
-// Settings are how calibration fits a pooled density; a density reads the
-// fields it has a use for (the Gaussian none).
+// Settings are how calibration fits a pooled density.
 type Settings struct {
 	Seed  int64
 	Views int // consecutive rows per good image: images are held out whole
 	// Progress reports training epochs; nil: quiet.
 	Progress func(done, total int)
+	Training
+}
 
+// Training holds the knobs of the trained pooled densities (calibration's
+// flags set them); a density reads those it has a use for, the Gaussian
+// none.
+type Training struct {
 	Flow        FlowShape
 	MaxEpochs   int
 	Batch       int
@@ -66,41 +69,4 @@ type Settings struct {
 type Stats struct {
 	Epochs    int
 	FinalLoss float64
-}
-
-// Factory makes an unfitted density.
-type Factory func() Density
-
-// Pooled and patch densities share one name space (a model file names its
-// method only).
-var registry = reg.New[Factory]("pooled")
-
-// Register makes a density available by name; names are model.Method values.
-func Register(name string, f Factory) { registry.Register(name, f) }
-
-// New makes the named density, unfitted.
-func New(name string) (Density, error) {
-	f, err := registry.Get(name)
-	if err != nil {
-		return nil, fmt.Errorf("pooled: %w", err)
-	}
-	return f(), nil
-}
-
-// Is says whether name is a registered pooled density.
-func Is(name string) bool { return registry.Has(name) }
-
-// Names lists the registered densities.
-func Names() []string { return registry.Names() }
-
-// Load rebuilds the density a model file names, for vectors of dim.
-func Load(m *model.Model, dim int) (Density, error) {
-	d, err := New(string(m.Manifest.Method))
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Manifest.ID, err)
-	}
-	if err := d.Load(m, dim); err != nil {
-		return nil, err
-	}
-	return d, nil
 }

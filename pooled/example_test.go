@@ -57,62 +57,59 @@ func ExampleNew() {
 	// unknown name refused: true
 }
 
-// meanDistance is the smallest pooled density: squared distance to the mean
-// good vector, per feature. A real one is one file in package pooled with
-// this shape and a Register call in its init.
-type meanDistance struct {
-	mean []float32
+// box is a small pooled density: how far a vector lies outside the range
+// each feature took on the good parts (0 inside the box). A real one is one
+// file in package pooled with this shape and a Register call in its init.
+type box struct {
+	lohi []float32 // the lows, then the highs
 }
 
-func (*meanDistance) Validate(pooled.Settings) error { return nil }
+func (*box) Validate(pooled.Settings) error { return nil }
 
-func (m *meanDistance) Fit(_ context.Context, x []float32, n, dim int, _ pooled.Settings) (pooled.Stats, error) {
-	m.mean = make([]float32, dim)
-	for i := range n {
-		for j := range dim {
-			m.mean[j] += x[i*dim+j] / float32(n)
+func (b *box) Fit(_ context.Context, x []float32, n, dim int, _ pooled.Settings) (pooled.Stats, error) {
+	b.lohi = append(slices.Clone(x[:dim]), x[:dim]...)
+	for i := 1; i < n; i++ {
+		for j, v := range x[i*dim : (i+1)*dim] {
+			b.lohi[j], b.lohi[dim+j] = min(b.lohi[j], v), max(b.lohi[dim+j], v)
 		}
 	}
 	return pooled.Stats{}, nil
 }
 
-func (m *meanDistance) Score(x []float32, n int) []float32 {
-	s, _ := m.ScoreGrad(x, n)
+func (b *box) Score(x []float32, n int) []float32 {
+	s, _ := b.ScoreGrad(x, n)
 	return s
 }
 
-func (m *meanDistance) ScoreGrad(x []float32, n int) ([]float32, []float32) {
-	dim := len(m.mean)
-	s, dx := make([]float32, n), make([]float32, n*dim)
-	for i := range n {
-		for j := range dim {
-			d := x[i*dim+j] - m.mean[j]
-			s[i] += d * d / float32(dim)
-			dx[i*dim+j] = 2 * d / float32(dim)
-		}
+// ScoreGrad is the squared excess over the box and its gradient, which
+// the heatmap spreads over the backbone maps.
+func (b *box) ScoreGrad(x []float32, n int) ([]float32, []float32) {
+	dim := len(b.lohi) / 2
+	s, dx := make([]float32, n), make([]float32, len(x))
+	for k, v := range x {
+		lo, hi := b.lohi[k%dim], b.lohi[dim+k%dim]
+		e := max(v-hi, 0) - max(lo-v, 0)
+		s[k/dim] += e * e
+		dx[k] = 2 * e
 	}
 	return s, dx
 }
 
-func (m *meanDistance) Config() json.RawMessage {
-	b, _ := json.Marshal(map[string]int{"dim": len(m.mean)})
-	return b
+func (b *box) Config() json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"dim":%d}`, len(b.lohi)/2))
 }
 
-func (m *meanDistance) Tensors() []model.Tensor {
-	return []model.Tensor{{Name: "meandistance.mean", Shape: []int{len(m.mean)}, Data: m.mean}}
+func (b *box) Tensors() []model.Tensor {
+	return []model.Tensor{{Name: "box.lohi", Shape: []int{2, len(b.lohi) / 2}, Data: b.lohi}}
 }
 
-func (m *meanDistance) Load(mod *model.Model, dim int) error {
-	t, err := mod.Tensor("meandistance.mean")
-	if err != nil {
-		return err
+func (b *box) Load(m *model.Model, dim int) error {
+	t, err := m.Tensor("box.lohi")
+	if err == nil && !slices.Equal(t.Shape, []int{2, dim}) {
+		err = fmt.Errorf("box: shape %v for %d features", t.Shape, dim)
 	}
-	if len(t.Data) != dim {
-		return fmt.Errorf("meandistance: %d values, want %d", len(t.Data), dim)
-	}
-	m.mean = t.Data
-	return nil
+	b.lohi = t.Data
+	return err
 }
 
 // Adding a pooled density: implement pooled.Density and register a factory
@@ -120,8 +117,8 @@ func (m *meanDistance) Load(mod *model.Model, dim int) error {
 // configuration, since a model file is untrusted); calibration, pipeline,
 // eval and the CLI's --method then find it by that name.
 func ExampleRegister() {
-	pooled.Register("example-mean", func() pooled.Density { return &meanDistance{} })
-	model.RegisterBounds("example-mean", func(raw json.RawMessage, _ int) error {
+	pooled.Register("example-box", func() pooled.Density { return &box{} })
+	model.RegisterBounds("example-box", func(raw json.RawMessage, _ int) error {
 		var c struct{ Dim int }
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return err
@@ -131,17 +128,22 @@ func ExampleRegister() {
 		}
 		return nil
 	})
-	fmt.Println(pooled.Is("example-mean"), pooled.Names())
+	fmt.Println(pooled.Is("example-box"), pooled.Names())
 
-	d, err := pooled.New("example-mean")
+	d, err := pooled.New("example-box")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	_, _ = d.Fit(context.Background(), []float32{0, 0, 2, 0, 0, 2, 2, 2}, 4, 2, pooled.Settings{})
-	s, dx := d.ScoreGrad([]float32{1, 1, 4, 1}, 2)
+	s, dx := d.ScoreGrad([]float32{1, 1, 4, -1}, 2)
 	fmt.Printf("scores %.1f %.1f, gradient of the second %.1f %.1f\n", s[0], s[1], dx[2], dx[3])
+
+	m := model.FromTensors(model.Manifest{ID: "example", Method: "example-box", MethodConfig: d.Config()}, d.Tensors())
+	back, err := pooled.Load(m, 2)
+	fmt.Println("loaded by name:", err == nil && slices.Equal(back.Score([]float32{4, -1}, 1), s[1:]))
 	// Output:
-	// true [example-mean flow gaussian]
-	// scores 0.0 4.5, gradient of the second 3.0 0.0
+	// true [example-box flow gaussian]
+	// scores 0.0 5.0, gradient of the second 4.0 -2.0
+	// loaded by name: true
 }

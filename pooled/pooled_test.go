@@ -63,8 +63,8 @@ func TestLoadedScoresAsFitted(t *testing.T) {
 		method model.Method
 		whiten bool
 	}{{model.Gaussian, false}, {model.Flow, true}, {model.Flow, false}} {
-		s := Settings{Seed: 2, Views: 4, Flow: FlowShape{Blocks: 2, Hidden: 8, Depth: 1, Clamp: 3}, MaxEpochs: 5,
-			Batch: 16, Patience: 2, LR: 1e-3, Whiten: tc.whiten, Noise: 0.5, ValFraction: 0.25, Refit: true}
+		s := Settings{Seed: 2, Views: 4, Training: Training{Flow: FlowShape{Blocks: 2, Hidden: 8, Depth: 1, Clamp: 3}, MaxEpochs: 5,
+			Batch: 16, Patience: 2, LR: 1e-3, Whiten: tc.whiten, Noise: 0.5, ValFraction: 0.25, Refit: true}}
 		fitted, err := New(string(tc.method))
 		if err != nil {
 			t.Fatal(err)
