@@ -1,8 +1,9 @@
 // Package calibration learns a model from good parts: it caches backbone
-// features per (image, transformation) once, fits the density (flow or
-// Gaussian baseline) on standardised features, and chooses the decision
-// threshold from out-of-sample scores of the good parts (k-fold), since a PLC
-// needs a verdict, not a score.
+// features per (image, transformation) once, fits the density the method
+// names (pooled's on standardised pooled vectors, local's on patches), and
+// chooses the decision threshold from out-of-sample scores of the good parts
+// (k-fold, or leave-one-out for patches), since a PLC needs a verdict, not a
+// score.
 package calibration
 
 import (
