@@ -68,10 +68,3 @@ func (r *Registry[F]) Names() []string {
 	sort.Strings(out)
 	return out
 }
-
-// Kind is the kind a name is registered under ("" when none).
-func Kind(name string) string {
-	mu.Lock()
-	defer mu.Unlock()
-	return kinds[name]
-}
