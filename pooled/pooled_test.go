@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/inspectd/inspectd/gaussian"
@@ -91,5 +92,13 @@ func TestLoadedScoresAsFitted(t *testing.T) {
 		if _, err := Load(m, d+1); err == nil {
 			t.Errorf("%s (whiten %v): loaded for %d features, fitted on %d", tc.method, tc.whiten, d+1, d)
 		}
+	}
+}
+
+// A model file naming no registered density is refused by name.
+func TestLoadUnknownMethod(t *testing.T) {
+	m := model.FromTensors(model.Manifest{ID: "t", Method: "knn"}, nil)
+	if _, err := Load(m, 4); err == nil || !strings.Contains(err.Error(), `model t: unknown method "knn"`) {
+		t.Errorf("loading a knn model: %v", err)
 	}
 }

@@ -34,10 +34,11 @@ func Names() []string { return registry.Names() }
 
 // Load rebuilds the density a model file names, for vectors of dim.
 func Load(m *model.Model, dim int) (Density, error) {
-	d, err := New(string(m.Manifest.Method))
+	f, err := registry.Get(string(m.Manifest.Method))
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Manifest.ID, err)
+		return nil, fmt.Errorf("model %s: unknown method %q: %w", m.Manifest.ID, m.Manifest.Method, err)
 	}
+	d := f()
 	if err := d.Load(m, dim); err != nil {
 		return nil, err
 	}
