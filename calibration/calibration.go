@@ -1,8 +1,9 @@
 // Package calibration learns a model from good parts: it caches backbone
-// features per (image, transformation) once, fits the density (flow or
-// Gaussian baseline) on standardised features, and chooses the decision
-// threshold from out-of-sample scores of the good parts (k-fold), since a PLC
-// needs a verdict, not a score.
+// features per (image, transformation) once, fits the density the method
+// names (pooled's on standardised pooled vectors, local's on patches), and
+// chooses the decision threshold from out-of-sample scores of the good parts
+// (k-fold, or leave-one-out for patches), since a PLC needs a verdict, not a
+// score.
 package calibration
 
 import (
@@ -25,12 +26,11 @@ import (
 
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
-	"github.com/inspectd/inspectd/flow"
-	"github.com/inspectd/inspectd/gaussian"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
+	"github.com/inspectd/inspectd/pooled"
 	"github.com/inspectd/inspectd/transform"
 )
 
@@ -39,38 +39,24 @@ import (
 const MinImages = 8
 
 // FlowShape sizes the flow; Dim comes from the features.
-type FlowShape struct {
-	Blocks int     `json:"blocks"`
-	Hidden int     `json:"hidden"`
-	Depth  int     `json:"depth"`
-	Clamp  float64 `json:"clamp"`
-}
+type FlowShape = pooled.FlowShape
 
 // Config is everything calibration needs besides the images.
 type Config struct {
-	Backbone     string // backbone file name (found by model.FindBackbone in config.Runtime's dirs) or path
-	Features     features.Config
-	Transforms   transform.Config
-	TrainViews   int // random transformations cached per image for training
-	TestViews    int // T, the fixed transformations used for scoring
-	Method       model.Method
-	Flow         FlowShape
-	MaxEpochs    int
-	Batch        int
-	Patience     int
-	LR           float64
-	WeightDecay  float64
-	Whiten       bool    // flow on vectors whitened by a shrunk Gaussian (see pipeline.FlowMethod)
-	Noise        float64 // std of Gaussian noise added to standardised training vectors, fresh each epoch
-	ValFraction  float64 // fraction of images held out to pick the flow's epoch count
-	Refit        bool    // retrain on all images for the picked epoch count
-	TargetFRR    float64
-	Folds        int
-	ThresholdBy  evalstats.ThresholdMethod
-	Seed         int64
-	ROI          string
-	HeatmapSigma float64
-	Local        pipeline.LocalMethod // patch-level methods: grid and density settings
+	Backbone        string // backbone file name (found by model.FindBackbone in config.Runtime's dirs) or path
+	Features        features.Config
+	Transforms      transform.Config
+	TrainViews      int // random transformations cached per image for training
+	TestViews       int // T, the fixed transformations used for scoring
+	Method          model.Method
+	pooled.Training // the flow's shape and training (see pooled.FlowMethod)
+	TargetFRR       float64
+	Folds           int
+	ThresholdBy     evalstats.ThresholdMethod
+	Seed            int64
+	ROI             string
+	HeatmapSigma    float64
+	Local           pipeline.LocalMethod // patch-level methods: grid and density settings
 	// Choose, for patch methods, lists transformation sets to compare on
 	// the good parts (Candidates); the best replaces Transforms and
 	// TrainViews, and T is 1. Empty: Transforms and TrainViews as given.
@@ -89,20 +75,22 @@ func Defaults() Config {
 		Backbone: "mobilenet_v2_taps.onnx",
 		Features: features.Config{Taps: []string{"stage7_s32"}, Scales: []int{448, 224, 112},
 			Mean: features.ImageNetMean, Std: features.ImageNetStd},
-		Transforms:   transform.Config{Mode: transform.Small, MaxAngle: 10},
-		TrainViews:   16,
-		TestViews:    8,
-		Method:       model.Flow,
-		Flow:         FlowShape{Blocks: 4, Hidden: 128, Depth: 1, Clamp: 3},
-		MaxEpochs:    60,
-		Batch:        64,
-		Patience:     10,
-		LR:           1e-3,
-		WeightDecay:  1e-5,
-		Whiten:       true,
-		Noise:        1.0,
-		ValFraction:  0.25,
-		Refit:        true,
+		Transforms: transform.Config{Mode: transform.Small, MaxAngle: 10},
+		TrainViews: 16,
+		TestViews:  8,
+		Method:     model.Flow,
+		Training: pooled.Training{
+			Flow:        FlowShape{Blocks: 4, Hidden: 128, Depth: 1, Clamp: 3},
+			MaxEpochs:   60,
+			Batch:       64,
+			Patience:    10,
+			LR:          1e-3,
+			WeightDecay: 1e-5,
+			Whiten:      true,
+			Noise:       1.0,
+			ValFraction: 0.25,
+			Refit:       true,
+		},
 		TargetFRR:    0.01,
 		Folds:        4,
 		ThresholdBy:  evalstats.MethodAuto,
@@ -167,7 +155,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibration: train views %d must be >= 1", c.TrainViews)
 	case c.TestViews < 1:
 		return fmt.Errorf("calibration: test transforms %d must be >= 1", c.TestViews)
-	case c.Method != model.Flow && c.Method != model.Gaussian && !local.Is(string(c.Method)):
+	case !pooled.Is(string(c.Method)) && !local.Is(string(c.Method)):
 		return fmt.Errorf("calibration: method %q must be one of %v", c.Method, Methods())
 	case c.TargetFRR < 0 || c.TargetFRR >= 0.5:
 		return fmt.Errorf("calibration: target false-reject rate %g must be in [0, 0.5)", c.TargetFRR)
@@ -188,18 +176,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("calibration: %s works at one scale, got %v", c.Method, c.Features.Scales)
 		}
 	}
-	if c.Method == model.Flow {
-		switch {
-		case c.Flow.Blocks < 1 || c.Flow.Hidden < 1 || c.Flow.Depth < 1:
-			return fmt.Errorf("calibration: flow blocks/hidden/depth %d/%d/%d must all be >= 1", c.Flow.Blocks, c.Flow.Hidden, c.Flow.Depth)
-		case c.MaxEpochs < 1 || c.Batch < 1:
-			return fmt.Errorf("calibration: epochs %d and batch %d must be >= 1", c.MaxEpochs, c.Batch)
-		case c.LR <= 0:
-			return fmt.Errorf("calibration: learning rate %g must be > 0", c.LR)
-		case c.Noise < 0 || math.IsNaN(c.Noise):
-			return fmt.Errorf("calibration: training noise %g must be >= 0", c.Noise)
-		case c.ValFraction < 0 || c.ValFraction >= 0.5 || math.IsNaN(c.ValFraction):
-			return fmt.Errorf("calibration: validation fraction %g must be in [0, 0.5)", c.ValFraction)
+	if pooled.Is(string(c.Method)) {
+		d, err := pooled.New(string(c.Method))
+		if err != nil {
+			return err
+		}
+		if err := d.Validate(c.settings(c.Seed, nil)); err != nil {
+			return fmt.Errorf("calibration: %w", err)
 		}
 	}
 	return nil
@@ -207,7 +190,7 @@ func (c Config) Validate() error {
 
 // Methods lists every density calibration can fit.
 func Methods() []string {
-	return append([]string{string(model.Flow), string(model.Gaussian)}, local.Names()...)
+	return append(pooled.Names(), local.Names()...)
 }
 
 // Progress reports a stage's advance (stage names: "features", "train").
@@ -368,18 +351,9 @@ func BuildCacheWith(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat
 	return c, nil
 }
 
-// rows gathers the vectors of the given images from a block of per-image views.
-func rows(all []float32, imgs []int, views, dim int) []float32 {
-	out := make([]float32, 0, len(imgs)*views*dim)
-	for _, i := range imgs {
-		out = append(out, all[i*views*dim:(i+1)*views*dim]...)
-	}
-	return out
-}
-
 // Fitted is a density with its standardisation and what to store.
 type Fitted struct {
-	Dens         pipeline.Density
+	Dens         pooled.Density
 	Mu, Sd       []float32
 	Tensors      []model.Tensor
 	MethodConfig json.RawMessage
@@ -387,149 +361,30 @@ type Fitted struct {
 	FinalLoss    float64
 }
 
-// Fit standardises x (n x dim) with its own statistics and fits the density.
+// Fit standardises x (n x dim) with its own statistics and fits the density
+// cfg.Method names.
 func Fit(ctx context.Context, x []float32, n, dim int, cfg Config, seed int64, prog Progress) (*Fitted, error) {
+	d, err := pooled.New(string(cfg.Method))
+	if err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
 	mu, sd := pipeline.FeatureStats(x, n, dim)
 	xs := append([]float32(nil), x...)
 	pipeline.Standardize(xs, mu, sd)
-	fit := &Fitted{Mu: mu, Sd: sd}
-	switch cfg.Method {
-	case model.Gaussian:
-		g, ts, mc, err := pipeline.FitGaussian(xs, n, dim)
-		if err != nil {
-			return nil, err
-		}
-		fit.Dens, fit.Tensors, fit.MethodConfig = g, ts, mc
-	default:
-		in := xs
-		var g *gaussian.Model
-		if cfg.Whiten {
-			var err error
-			if g, err = gaussian.Fit(xs, n, dim); err != nil {
-				return nil, fmt.Errorf("fitting the whitening Gaussian: %w", err)
-			}
-			in = g.Whiten(xs, n)
-		}
-		f, flowCfg, st, err := fitFlow(ctx, in, n, dim, cfg, seed, prog)
-		if err != nil {
-			return nil, err
-		}
-		mc, _ := json.Marshal(pipeline.FlowMethod{Config: flowCfg, Whiten: cfg.Whiten})
-		fit.Dens, fit.Tensors, fit.MethodConfig = f, pipeline.FlowTensors(f), mc
-		if g != nil {
-			fit.Dens = &pipeline.WhitenedFlow{G: g, F: f}
-			fit.Tensors = append(fit.Tensors, pipeline.GaussianTensors(g)...)
-		}
-		fit.Epochs, fit.FinalLoss = st.Epochs, st.FinalLoss
-	}
-	return fit, nil
-}
-
-// flowStats is what fitFlow reports about its training.
-type flowStats struct {
-	Epochs    int
-	FinalLoss float64
-}
-
-// fitFlow trains a flow on standardised rows xs.
-func fitFlow(ctx context.Context, xs []float32, n, dim int, cfg Config, seed int64, prog Progress) (*flow.Flow, flow.Config, flowStats, error) {
-	flowCfg := flow.Config{Dim: dim, Blocks: cfg.Flow.Blocks, Hidden: cfg.Flow.Hidden, Depth: cfg.Flow.Depth, Clamp: cfg.Flow.Clamp, Seed: seed}
-	var st flowStats
-	views := max(cfg.TrainViews, 1)
-	images := n / views
-	epochs := cfg.MaxEpochs
-	if cfg.ValFraction > 0 && images >= 4 && n%views == 0 {
-		nv := max(1, int(math.Round(cfg.ValFraction*float64(images))))
-		// Hold out whole images: views of one image are near copies, so a
-		// validation set of held-out views would only measure memorisation.
-		perm := rand.New(rand.NewPCG(uint64(seed), 0xfa1d)).Perm(images)
-		val := rows(xs, perm[:nv], views, dim)
-		tr := rows(xs, perm[nv:], views, dim)
-		p := prog
-		if cfg.Refit {
-			p = nil // only the final training reports, so one bar runs once
-		}
-		f, best, last, err := trainFlow(ctx, flowCfg, tr, (images-nv)*views, val, nv*views, cfg, cfg.MaxEpochs, seed, p)
-		if err != nil {
-			return nil, flowCfg, st, err
-		}
-		if !cfg.Refit {
-			return f, flowCfg, flowStats{Epochs: best, FinalLoss: last}, nil
-		}
-		epochs = max(best, 1)
-	}
-	f, best, last, err := trainFlow(ctx, flowCfg, xs, n, nil, 0, cfg, epochs, seed, prog)
-	return f, flowCfg, flowStats{Epochs: best, FinalLoss: last}, err
-}
-
-// trainFlow trains a new flow for at most epochs epochs, with fresh noise
-// every epoch, and returns it at its best epoch on val (or on the training
-// loss without val).
-func trainFlow(ctx context.Context, flowCfg flow.Config, x []float32, n int, val []float32, nval int, cfg Config, epochs int, seed int64, prog Progress) (*flow.Flow, int, float64, error) {
-	f, err := flow.New(flowCfg)
+	st, err := d.Fit(ctx, xs, n, dim, cfg.settings(seed, prog))
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("creating flow: %w", err)
+		return nil, err
 	}
-	adam := flow.PaperAdam
-	adam.LR, adam.WeightDecay = cfg.LR, cfg.WeightDecay
-	if cfg.Noise <= 0 && nval == 0 {
-		tc := flow.TrainConfig{Adam: adam, MaxEpochs: epochs, Batch: min(cfg.Batch, n), Seed: seed,
-			Patience: cfg.Patience, MinDelta: 1e-4}
-		if prog != nil {
-			tc.Progress = func(e, total int, _ float64) { prog("train", e, total) }
-		}
-		st, err := f.Train(ctx, x, n, tc)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("training flow: %w", err)
-		}
-		return f, st.Epochs, st.FinalLoss, nil
+	return &Fitted{Dens: d, Mu: mu, Sd: sd, Tensors: d.Tensors(), MethodConfig: d.Config(), Epochs: st.Epochs, FinalLoss: st.FinalLoss}, nil
+}
+
+// settings are what the pooled densities read of the configuration.
+func (c Config) settings(seed int64, prog Progress) pooled.Settings {
+	s := pooled.Settings{Seed: seed, Views: c.TrainViews, Training: c.Training}
+	if prog != nil {
+		s.Progress = func(done, total int) { prog("train", done, total) }
 	}
-	if nval == 0 {
-		// full-data refit runs the fixed epoch count
-		cfg.Patience = 0
-	}
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x0157))
-	noisy := make([]float32, len(x))
-	params := f.Params()
-	bestW := make([][]float32, len(params))
-	for i, p := range params {
-		bestW[i] = append([]float32(nil), p.Data...)
-	}
-	bestLoss, bestEpoch, since := math.Inf(1), 0, 0
-	var last float64
-	for e := 1; e <= epochs; e++ {
-		for i, v := range x {
-			noisy[i] = v + float32(cfg.Noise*rng.NormFloat64())
-		}
-		tc := flow.TrainConfig{Adam: adam, MaxEpochs: 1, Batch: min(cfg.Batch, n), Seed: seed + int64(e)}
-		st, err := f.Train(ctx, noisy, n, tc)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("training flow: %w", err)
-		}
-		last = st.FinalLoss
-		if nval > 0 {
-			last = f.Loss(val, nval)
-		}
-		if prog != nil {
-			prog("train", e, epochs)
-		}
-		slog.Debug("flow epoch", "epoch", e, "train_loss", st.FinalLoss, "val_loss", last, "val", nval > 0)
-		if last < bestLoss-1e-4 {
-			bestLoss, bestEpoch, since = last, e, 0
-			for i, p := range params {
-				copy(bestW[i], p.Data)
-			}
-		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
-			break
-		}
-	}
-	if nval == 0 {
-		return f, epochs, last, nil
-	}
-	for i, p := range params {
-		copy(p.Data, bestW[i])
-	}
-	return f, bestEpoch, bestLoss, nil
+	return s
 }
 
 // ScoreImages returns the mean score over each image's test views.
@@ -590,12 +445,12 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 	good := make([]float64, 0, n)
 	for k, test := range folds {
 		train := evalstats.TrainIndices(n, test)
-		x := rows(cache.Train, train, tv, dim)
+		x := pooled.Rows(cache.Train, train, tv, dim)
 		fit, err := Fit(ctx, x, len(train)*tv, dim, cfg, cfg.Seed+int64(k)+1, nil)
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", k+1, err)
 		}
-		good = append(good, fit.ScoreImages(rows(cache.Test, test, T, dim), len(test), T, dim)...)
+		good = append(good, fit.ScoreImages(pooled.Rows(cache.Test, test, T, dim), len(test), T, dim)...)
 		if prog != nil {
 			prog("folds", k+1, len(folds))
 		}

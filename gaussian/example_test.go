@@ -33,3 +33,32 @@ func ExampleFit() {
 	// centre 0.0, outlier 15.7
 	// shrinkage 0.7
 }
+
+// Whiten maps vectors to the fitted distribution's standard-normal
+// coordinates; a vector's score is the mean of their squares. A flow on
+// whitened vectors therefore starts out scoring exactly as the Gaussian.
+func ExampleModel_Whiten() {
+	const n, dim = 200, 3
+	rng := rand.New(rand.NewPCG(2, 2))
+	good := make([]float32, n*dim)
+	for i := range n {
+		a := rng.NormFloat64()
+		for j := range dim {
+			good[i*dim+j] = float32(a + 0.2*rng.NormFloat64()) // strongly correlated
+		}
+	}
+	g, err := gaussian.Fit(good, n, dim)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	x := []float32{1, -1, 1} // each feature ordinary, together unusual
+	w := g.Whiten(x, 1)
+	var sq float32
+	for _, v := range w {
+		sq += v * v
+	}
+	fmt.Printf("mean square %.2f, score %.2f\n", sq/dim, g.Score(x, 1)[0])
+	// Output:
+	// mean square 18.01, score 18.01
+}

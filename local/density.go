@@ -4,9 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"sync"
 
+	reg "github.com/inspectd/inspectd/internal/registry"
 	"github.com/inspectd/inspectd/model"
 )
 
@@ -40,48 +39,24 @@ type Extender interface {
 // the defaults).
 type Factory func(cfg json.RawMessage) (Density, error)
 
-var (
-	mu       sync.Mutex
-	registry = map[string]Factory{}
-)
+// The patch densities share one name space with the pooled ones (a model
+// file names its method only).
+var registry = reg.New[Factory]("patch")
 
 // Register makes a density available by name; names are model.Method values.
-func Register(name string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic("local: density " + name + " registered twice")
-	}
-	registry[name] = f
-}
+func Register(name string, f Factory) { registry.Register(name, f) }
 
 // New makes the named density.
 func New(name string, cfg json.RawMessage) (Density, error) {
-	mu.Lock()
-	f, ok := registry[name]
-	mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("local: unknown patch density %q (have %v)", name, Names())
+	f, err := registry.Get(name)
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
 	}
 	return f(cfg)
 }
 
 // Is says whether name is a registered patch density.
-func Is(name string) bool {
-	mu.Lock()
-	defer mu.Unlock()
-	_, ok := registry[name]
-	return ok
-}
+func Is(name string) bool { return registry.Has(name) }
 
 // Names lists the registered densities.
-func Names() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	var out []string
-	for k := range registry {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return registry.Names() }

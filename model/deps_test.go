@@ -48,7 +48,7 @@ func deps(t *testing.T) map[string][]string {
 // the publishers; capture and the publishers never import the method.
 func TestArrows(t *testing.T) {
 	native := []string{"gocv.io/x/gocv", "github.com/yalue/onnxruntime_go"}
-	method := []string{mod + "pipeline", mod + "calibration", mod + "flow", mod + "gaussian", mod + "local", mod + "features", mod + "engine"}
+	method := []string{mod + "pipeline", mod + "calibration", mod + "flow", mod + "gaussian", mod + "local", mod + "pooled", mod + "features", mod + "engine"}
 	outside := []string{mod + "config", mod + "capture", mod + "alerts", mod + "daemon", mod + "sparkplug", mod + "hass"}
 	for _, tc := range []struct {
 		pkgs      []string

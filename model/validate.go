@@ -197,7 +197,7 @@ func fits(offset, n, total int) bool {
 	return offset >= 0 && offset <= total && n <= total-offset
 }
 
-// flowConfig mirrors the JSON the flow method stores (pipeline.FlowMethod:
+// flowConfig mirrors the JSON the flow method stores (pooled.FlowMethod:
 // flow.Config's fields without tags, plus whiten).
 type flowConfig struct {
 	Dim, Blocks, Hidden, Depth int

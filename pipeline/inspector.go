@@ -17,7 +17,15 @@ import (
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/pooled"
 	"github.com/inspectd/inspectd/transform"
+)
+
+// Tensor names in the model file of the good parts' feature statistics,
+// with which pooled vectors are standardised before the density sees them.
+const (
+	TensorFeatureMean = "features.mean"
+	TensorFeatureStd  = "features.std"
 )
 
 // HeatSize is the square working resolution of heatmaps before they are
@@ -38,7 +46,7 @@ type Result struct {
 type Inspector struct {
 	man     model.Manifest
 	ex      *features.Extractor
-	dens    Density
+	dens    pooled.Density // nil for a patch method
 	mu, sd  []float32
 	angles  []float64
 	roi     image.Rectangle
@@ -82,7 +90,7 @@ func NewInspector(m *model.Model, ex *features.Extractor, backboneSHA string) (*
 		}
 		return in, nil
 	}
-	dens, err := LoadDensity(m, ex.Dim())
+	dens, err := pooled.Load(m, ex.Dim())
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ import (
 // calibration.Defaults, and returns a function producing the Config.
 func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	d := calibration.Defaults()
-	method := fs.String("method", string(calibration.DefaultMethod), "density: patchcore (patch memory bank), cflow (patch flow conditioned on position), flow (DifferNet) or gaussian (baseline); flags not given take the method's defaults, not the values shown here")
+	method := fs.String("method", string(calibration.DefaultMethod), "density, one of those registered: "+strings.Join(calibration.Methods(), ", ")+" (README, \"Accuracy\"); flags not given take the method's defaults, not the values shown here")
 	backbone := fs.String("backbone", "", "backbone ONNX file (a path), or file name looked up beside INSPECTD_BACKBONE and in .deps/models (default: INSPECTD_BACKBONE when it has the method's taps, else the method's file: "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore and cflow)")
 	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs used as features (comma separated)")
 	scales := fs.String("scales", joinInts(d.Features.Scales), "input sizes in pixels (comma separated; the short side with --aspect)")

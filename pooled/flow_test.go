@@ -1,4 +1,4 @@
-package pipeline
+package pooled
 
 import (
 	"math"
@@ -27,7 +27,7 @@ func TestWhitenedFlowStartsAsGaussian(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := &WhitenedFlow{G: g, F: f}
+	wf := &Flow{method: FlowMethod{Whiten: true}, g: g, f: f}
 	test := x[:5*d]
 	sg, dg := g.ScoreGrad(test, 5)
 	sw, dw := wf.ScoreGrad(test, 5)
