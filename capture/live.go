@@ -553,9 +553,27 @@ func (s *liveSource) nextOnDemand(ctx context.Context) (Frame, error) {
 		case <-ch:
 		}
 	}
-	fired, err := t.Trigger()
-	if err != nil {
-		return Frame{}, fmt.Errorf("capture: software trigger: %w", err)
+	// Firing is a round trip to the camera, bounded by the driver's own
+	// timeouts (seconds for a camera that vanished) but not by ctx: wait
+	// for it within ctx, and let it finish on its own otherwise.
+	type fire struct {
+		at  time.Time
+		err error
+	}
+	done := make(chan fire, 1)
+	go func() {
+		at, err := t.Trigger()
+		done <- fire{at, err}
+	}()
+	var fired time.Time
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return Frame{}, fmt.Errorf("capture: software trigger: %w", r.err)
+		}
+		fired = r.at
+	case <-ctx.Done():
+		return Frame{}, fmt.Errorf("capture: software trigger not acknowledged by the camera: %w", ctx.Err())
 	}
 	for {
 		s.mu.Lock()
