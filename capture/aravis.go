@@ -71,9 +71,9 @@ static struct {
 
 // inspectd_arv_load opens the libraries once; it returns NULL or a
 // malloc'd message. Not thread-safe: Go calls it under a sync.Once.
-static char *inspectd_arv_load(void) {
+static char *inspectd_arv_load(const char *lib) {
 	char msg[512];
-	void *a = dlopen("libaravis-0.8.so.0", RTLD_NOW | RTLD_LOCAL);
+	void *a = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (a == NULL) {
 		snprintf(msg, sizeof msg, "%s", dlerror());
 		return strdup(msg);
@@ -361,13 +361,18 @@ var (
 
 // loadAravis dlopens libaravis-0.8.so.0 (and GLib) once.
 func loadAravis() error {
-	aravisOnce.Do(func() {
-		if msg := C.inspectd_arv_load(); msg != nil {
-			aravisErr = fmt.Errorf("loading Aravis for the GigE software trigger (Debian package libaravis-0.8-0): %s", C.GoString(msg))
-			C.free(unsafe.Pointer(msg))
-		}
-	})
+	aravisOnce.Do(func() { aravisErr = loadAravisLib("libaravis-0.8.so.0") })
 	return aravisErr
+}
+
+func loadAravisLib(lib string) error {
+	cs := C.CString(lib)
+	defer C.free(unsafe.Pointer(cs))
+	if msg := C.inspectd_arv_load(cs); msg != nil {
+		defer C.free(unsafe.Pointer(msg))
+		return fmt.Errorf("loading Aravis for the GigE software trigger (install the Debian package libaravis-0.8-0): %s", C.GoString(msg))
+	}
+	return nil
 }
 
 // cError turns a malloc'd message from the shim into an error and frees it.

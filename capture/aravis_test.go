@@ -98,3 +98,12 @@ func TestAravisToBGR(t *testing.T) {
 		}
 	}
 }
+
+// TestAravisMissing: without the library, the error names the package.
+func TestAravisMissing(t *testing.T) {
+	err := loadAravisLib("libaravis-0.8-missing.so.0")
+	if err == nil || !strings.Contains(err.Error(), "install the Debian package libaravis-0.8-0") || !strings.Contains(err.Error(), "libaravis-0.8-missing.so.0") {
+		t.Fatalf("loading a missing Aravis: %v; want an error naming the file and libaravis-0.8-0", err)
+	}
+	t.Log(err)
+}
