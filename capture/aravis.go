@@ -228,6 +228,18 @@ static inspectd_arv *inspectd_arv_open(const inspectd_arv_settings *s, char **er
 	arv.camera_set_acquisition_mode(h->camera, 0, &e); // ARV_ACQUISITION_MODE_CONTINUOUS
 	STEP("setting AcquisitionMode=Continuous");
 	arv.camera_set_trigger(h->camera, "Software", &e); // FrameStart: TriggerMode=On, TriggerSource=Software
+	if (e != NULL) {
+		// Some cameras refuse part of what Aravis sets (TriggerActivation):
+		// the two features that matter, directly.
+		inspectd_gerror *e2 = NULL;
+		arv.device_set_features_from_string(arv.camera_get_device(h->camera), "TriggerMode=On TriggerSource=Software", &e2);
+		if (e2 == NULL) {
+			arv.error_free(e);
+			e = NULL;
+		} else {
+			arv.error_free(e2);
+		}
+	}
 	STEP("setting TriggerMode=On TriggerSource=Software");
 	h->payload = arv.camera_get_payload(h->camera, &e);
 	STEP("reading PayloadSize");

@@ -22,6 +22,9 @@ import (
 // space-separated list of GenICam Name=Value assignments applied after
 // those, for anything else: hardware trigger (TriggerMode=On
 // TriggerSource=Line1 TriggerActivation=RisingEdge), frame rate, binning.
+//
+// trigger=software takes the camera away from aravissrc: aravis.go owns it
+// through Aravis's C API and fires it once per Next (the MQTT trigger).
 
 // gigeFormats maps GenICam pixel formats to the caps that ask aravissrc for
 // them and the conversion to BGR.

@@ -30,6 +30,8 @@ func TestGigEURI(t *testing.T) {
 		{uri: `gige:cam" ! filesink location=/etc/x`, errHas: "quote"},
 		{uri: `gige:cam?features=A=1 ! filesink location=/x`, errHas: "'!'"},
 		{uri: "gige:cam?%zz", errHas: "options"},
+		{uri: "gige:127.0.0.1?trigger=software&width=320", want: aravisTargetPrefix + "127.0.0.1?trigger=software&width=320"},
+		{uri: "gige:cam?trigger=hardware", errHas: "trigger \"hardware\" not supported"},
 	}
 	for _, c := range cases {
 		t.Run(c.uri, func(t *testing.T) {
