@@ -464,8 +464,10 @@ func openAravis(cfg Config, target string) (capturer, error) {
 	if g.hasGain {
 		cs.gain = C.double(g.gain)
 	}
-	// A packet socket (used when the process has CAP_NET_RAW) sees nothing
-	// a camera sends over loopback (the simulator): use a UDP socket there.
+	// With CAP_NET_RAW Aravis receives through a packet socket; a camera on
+	// loopback (the simulator) is read through an ordinary UDP socket, as
+	// the service (without the capability) always does, so tests run as
+	// root take the service's path.
 	if ip := net.ParseIP(g.name); ip != nil && ip.IsLoopback() {
 		cs.no_packet_socket = 1
 	}
