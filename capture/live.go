@@ -532,7 +532,9 @@ func (s *liveSource) nextOnDemand(ctx context.Context) (Frame, error) {
 			s.mu.Unlock()
 			return Frame{}, err
 		}
-		if s.trig != nil {
+		// A session the supervisor gave up on (stuck in the driver) is not
+		// fired, even before its reader has returned.
+		if s.trig != nil && s.trigSS == s.cur {
 			t, ss = s.trig, s.trigSS
 			if s.latest != nil { // the answer to an earlier Next that gave up
 				s.latest.Mat.Close()
@@ -601,7 +603,7 @@ func (s *liveSource) nextOnDemand(ctx context.Context) (Frame, error) {
 			s.mu.Unlock()
 			return Frame{}, fmt.Errorf("capture: the camera's frame for the software trigger was lost: %w", err)
 		}
-		if s.trigSS != ss {
+		if s.trigSS != ss || s.cur != ss {
 			lost := s.lost
 			s.mu.Unlock()
 			if lost == nil {
