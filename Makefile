@@ -23,7 +23,7 @@ demo: build
 MATPKGS := ./daemon/ ./capture/ ./imageops/ ./pipeline/ ./synth/
 test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)
-	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake' $(MATPKGS)
+	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake|GigESoftwareTrigger' $(MATPKGS)
 
 # Fuzzing for a bounded time (FUZZTIME each): the model reader and the image
 # check and decoder. Inputs that fail are written to testdata/fuzz and

@@ -24,6 +24,51 @@ type capturer interface {
 // opener opens a backend for a parsed URI.
 type opener func(kind Kind, target string) (capturer, error)
 
+// backend is a reader registered (registerBackend, in its file's init) for
+// targets OpenCV does not read; everything else goes through openGoCV.
+type backend struct {
+	name string
+	// claims reports whether the backend reads kind/target.
+	claims func(kind Kind, target string) bool
+	open   func(cfg Config, target string) (capturer, error)
+	// onDemand: the camera takes a frame only when told to. Its capturer
+	// implements triggerer, and each Next of the source fires it once.
+	onDemand bool
+}
+
+var backends []backend
+
+func registerBackend(b backend) { backends = append(backends, b) }
+
+// backendFor is the registered backend that claims kind/target, or nil.
+func backendFor(kind Kind, target string) *backend {
+	for i := range backends {
+		if backends[i].claims(kind, target) {
+			return &backends[i]
+		}
+	}
+	return nil
+}
+
+// triggerer is a capturer of a camera that takes a frame only when told to.
+// Trigger may be called from another goroutine than Read, also while Close
+// runs; it returns the time just before the camera was told.
+type triggerer interface {
+	Trigger() (time.Time, error)
+}
+
+// frameTimer is a capturer that knows when the frame it read last was
+// taken (better than when Read returned).
+type frameTimer interface{ FrameTime() time.Time }
+
+// errReporter is a capturer that can say why its last Read failed.
+type errReporter interface{ Err() error }
+
+// dropReporter is an on-demand capturer whose Read can receive a frame it
+// cannot deliver (incomplete, unreadable): Dropped returns why, once, so
+// that the Next waiting for that frame fails at once instead of timing out.
+type dropReporter interface{ Dropped() error }
+
 // posReader is a capturer that can say the source's time of the frame it
 // read last (CAP_PROP_POS_MSEC): see sourceClock.
 type posReader interface{ PosMsec() float64 }

@@ -91,9 +91,22 @@ func Open(ctx context.Context, cfg Config) (Source, error) {
 		return h, nil
 	}
 	open := func(k Kind, t string) (capturer, error) { return openGoCV(k, t, cfg.StallTimeout) }
-	s := openLive(ctx, cfg, kind, target, open)
+	var onDemand bool
+	if b := backendFor(kind, target); b != nil {
+		open = func(_ Kind, t string) (capturer, error) { return b.open(cfg, t) }
+		onDemand = b.onDemand
+	}
+	s := openLive(ctx, cfg, kind, target, open, onDemand)
 	s.lock = lock
 	return s, nil
+}
+
+// FiresOnNext reports whether src takes a frame only when asked: each Next
+// fires the camera once (a gige: camera with trigger=software) and returns
+// the frame taken for it, never one taken before the call.
+func FiresOnNext(src Source) bool {
+	s, ok := src.(*liveSource)
+	return ok && s.onDemand
 }
 
 // State is where a source is in its life.

@@ -65,7 +65,9 @@ const (
 //	                                   GStreamer pipeline (Jetson CSI cameras); must end in appsink
 //	dir:/var/spool/inspectd/cam1       hot folder of PNG/JPEG/BMP files, one file per part
 //	gige:Basler-21234567?pixel-format=BayerRG8&exposure=8000&gain=3&features=TriggerMode=On TriggerSource=Line1
-//	                                   GigE Vision camera through Aravis (see gigePipeline)
+//	                                   GigE Vision camera through Aravis's aravissrc (see parseGigE)
+//	gige:192.168.10.7?trigger=software GigE Vision camera owned through Aravis's C API, one
+//	                                   software trigger per frame taken (see aravis.go)
 type Config struct {
 	URI string
 
@@ -138,7 +140,7 @@ func ParseURI(uri string) (Kind, string, error) {
 		}
 		return KindGStreamer, p, nil
 	case strings.HasPrefix(lower, "gige:"):
-		p, err := gigePipeline(uri, strings.TrimSpace(s[len("gige:"):]))
+		p, err := gigeTarget(uri, strings.TrimSpace(s[len("gige:"):]))
 		if err != nil {
 			return 0, "", err
 		}

@@ -22,6 +22,9 @@ import (
 // space-separated list of GenICam Name=Value assignments applied after
 // those, for anything else: hardware trigger (TriggerMode=On
 // TriggerSource=Line1 TriggerActivation=RisingEdge), frame rate, binning.
+//
+// trigger=software takes the camera away from aravissrc: aravis.go owns it
+// through Aravis's C API and fires it once per Next (the MQTT trigger).
 
 // gigeFormats maps GenICam pixel formats to the caps that ask aravissrc for
 // them and the conversion to BGR.
@@ -38,28 +41,36 @@ var gigeFormats = map[string]string{
 	"YUV422Packed": "video/x-raw,format=UYVY ! videoconvert",
 }
 
-// gigePipeline turns the part of a gige: URI after the prefix into a
-// GStreamer pipeline ending in appsink.
-func gigePipeline(uri, spec string) (string, error) {
+// gigeSettings is a parsed gige: URI.
+type gigeSettings struct {
+	name          string
+	pixelFormat   string // "" leaves the camera's
+	width, height int    // 0 leaves the camera's
+	exposure      float64
+	gain          float64
+	hasExposure   bool
+	hasGain       bool
+	features      string // space-separated Name=Value, applied last
+	// softwareTrigger (trigger=software): the camera is owned in-process
+	// through Aravis's C API (aravis.go) and takes one frame per Next.
+	softwareTrigger bool
+}
+
+// parseGigE reads the part of a gige: URI after the prefix.
+func parseGigE(uri, spec string) (gigeSettings, error) {
+	var g gigeSettings
 	name, query, _ := strings.Cut(spec, "?")
-	name = strings.TrimSpace(name)
+	g.name = strings.TrimSpace(name)
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", fmt.Errorf("capture: GigE URI %q: options: %w", uri, err)
+		return g, fmt.Errorf("capture: GigE URI %q: options: %w", uri, err)
 	}
-	// Everything lands inside a pipeline description: nothing may close
+	// Everything may land inside a pipeline description: nothing may close
 	// a quoted string or start another element.
 	unsafe := func(s string) bool { return strings.ContainsAny(s, "\"!\\\n\r\t") }
-	var b strings.Builder
-	b.WriteString("aravissrc")
-	if name != "" {
-		if unsafe(name) {
-			return "", fmt.Errorf("capture: GigE camera name %q holds a quote, backslash, '!' or control character", name)
-		}
-		fmt.Fprintf(&b, " camera-name=%q", name)
+	if g.name != "" && unsafe(g.name) {
+		return g, fmt.Errorf("capture: GigE camera name %q holds a quote, backslash, '!' or control character", g.name)
 	}
-	format := "Mono8"
-	var features, size string
 	keys := make([]string, 0, len(q))
 	for k := range q {
 		keys = append(keys, k)
@@ -68,48 +79,103 @@ func gigePipeline(uri, spec string) (string, error) {
 	for _, k := range keys {
 		vs := q[k]
 		if len(vs) != 1 {
-			return "", fmt.Errorf("capture: GigE URI %q gives %s %d times", uri, k, len(vs))
+			return g, fmt.Errorf("capture: GigE URI %q gives %s %d times", uri, k, len(vs))
 		}
 		v := strings.TrimSpace(vs[0])
 		switch k {
 		case "pixel-format":
 			if _, ok := gigeFormats[v]; !ok {
-				return "", fmt.Errorf("capture: GigE pixel format %q not supported (want one of %s)", v, strings.Join(gigeFormatNames(), ", "))
+				return g, fmt.Errorf("capture: GigE pixel format %q not supported (want one of %s)", v, strings.Join(gigeFormatNames(), ", "))
 			}
-			format = v
+			g.pixelFormat = v
 		case "exposure", "gain":
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f < 0 || f > 1e9 {
-				return "", fmt.Errorf("capture: GigE %s %q is not a non-negative number", k, v)
+				return g, fmt.Errorf("capture: GigE %s %q is not a non-negative number", k, v)
 			}
-			fmt.Fprintf(&b, " %s=%s", k, strconv.FormatFloat(f, 'g', -1, 64))
+			if k == "exposure" {
+				g.exposure, g.hasExposure = f, true
+			} else {
+				g.gain, g.hasGain = f, true
+			}
 		case "width", "height":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1<<16 {
-				return "", fmt.Errorf("capture: GigE %s %q is not a whole number of pixels from 1 to 65536", k, v)
+				return g, fmt.Errorf("capture: GigE %s %q is not a whole number of pixels from 1 to 65536", k, v)
 			}
-			size += fmt.Sprintf(",%s=%d", k, n)
+			if k == "width" {
+				g.width = n
+			} else {
+				g.height = n
+			}
 		case "features":
 			if unsafe(v) {
-				return "", fmt.Errorf("capture: GigE features %q hold a quote, backslash, '!' or control character", v)
+				return g, fmt.Errorf("capture: GigE features %q hold a quote, backslash, '!' or control character", v)
 			}
 			for _, a := range strings.Fields(v) {
 				if n, val, ok := strings.Cut(a, "="); !ok || n == "" || val == "" {
-					return "", fmt.Errorf("capture: GigE feature %q is not Name=Value", a)
+					return g, fmt.Errorf("capture: GigE feature %q is not Name=Value", a)
 				}
 			}
-			features = strings.Join(strings.Fields(v), " ")
+			g.features = strings.Join(strings.Fields(v), " ")
+		case "trigger":
+			if v != "software" {
+				return g, fmt.Errorf("capture: GigE trigger %q not supported (want software; a hardware trigger is set with features=TriggerMode=On TriggerSource=Line1)", v)
+			}
+			g.softwareTrigger = true
 		default:
-			return "", fmt.Errorf("capture: unknown GigE option %q (want pixel-format, width, height, exposure, gain, features)", k)
+			return g, fmt.Errorf("capture: unknown GigE option %q (want pixel-format, width, height, exposure, gain, features, trigger)", k)
 		}
 	}
-	if features != "" {
-		fmt.Fprintf(&b, " features=%q", features)
+	return g, nil
+}
+
+// gigeTarget turns the part of a gige: URI after the prefix into the
+// backend's target: a GStreamer pipeline ending in appsink, or, with
+// trigger=software, the Aravis target (aravisTargetPrefix and the spec).
+func gigeTarget(uri, spec string) (string, error) {
+	g, err := parseGigE(uri, spec)
+	if err != nil {
+		return "", err
+	}
+	if g.softwareTrigger {
+		return aravisTargetPrefix + spec, nil
+	}
+	return g.pipeline(), nil
+}
+
+// pipeline is the aravissrc pipeline reading the camera continuously (or
+// on its hardware trigger).
+func (g gigeSettings) pipeline() string {
+	var b strings.Builder
+	b.WriteString("aravissrc")
+	if g.name != "" {
+		fmt.Fprintf(&b, " camera-name=%q", g.name)
+	}
+	if g.hasExposure {
+		fmt.Fprintf(&b, " exposure=%s", strconv.FormatFloat(g.exposure, 'g', -1, 64))
+	}
+	if g.hasGain {
+		fmt.Fprintf(&b, " gain=%s", strconv.FormatFloat(g.gain, 'g', -1, 64))
+	}
+	if g.features != "" {
+		fmt.Fprintf(&b, " features=%q", g.features)
+	}
+	var size string
+	if g.height > 0 {
+		size += fmt.Sprintf(",height=%d", g.height)
+	}
+	if g.width > 0 {
+		size += fmt.Sprintf(",width=%d", g.width)
+	}
+	format := g.pixelFormat
+	if format == "" {
+		format = "Mono8"
 	}
 	// aravissrc sets the camera's region from the caps it is asked for.
 	caps, convert, _ := strings.Cut(gigeFormats[format], " ! ")
 	fmt.Fprintf(&b, " ! %s%s ! %s ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1", caps, size, convert)
-	return b.String(), nil
+	return b.String()
 }
 
 func gigeFormatNames() []string {

@@ -28,6 +28,9 @@ type liveSource struct {
 	// lossless: an unpaced file waits for the consumer instead of
 	// dropping frames, so a replay inspects every frame in order.
 	lossless bool
+	// onDemand: the camera takes a frame only when told to (a registered
+	// backend's triggerer); Next fires it (nextOnDemand).
+	onDemand bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -40,6 +43,16 @@ type liveSource struct {
 	terminal error // io.EOF or ErrClosed once no more frames will come
 	seq      uint64
 	st       Status
+	// trig is the open session's camera while it can be fired (onDemand
+	// sources), trigSS that session.
+	trig   triggerer
+	trigSS *session
+	// lost is why the last fireable session ended (nil: stopped).
+	lost error
+	// dropped is why the camera's last frame could not be delivered, and
+	// when that was seen (onDemand sources).
+	dropped   error
+	droppedAt time.Time
 }
 
 // session is one open backend and the goroutine reading it.
@@ -82,7 +95,7 @@ func (ss *session) stopped() bool {
 func (ss *session) enterDriver() { ss.inDriver.Store(time.Now().UnixNano()) }
 func (ss *session) leaveDriver() { ss.inDriver.Store(0) }
 
-func openLive(ctx context.Context, cfg Config, kind Kind, target string, open opener) *liveSource {
+func openLive(ctx context.Context, cfg Config, kind Kind, target string, open opener, onDemand bool) *liveSource {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &liveSource{
 		cfg:      cfg,
@@ -93,6 +106,7 @@ func openLive(ctx context.Context, cfg Config, kind Kind, target string, open op
 		log:      cfg.Logger.With("source", redact(cfg.URI), "kind", kind.String()),
 		limiter:  newRateLimiter(cfg.MaxRate),
 		lossless: kind == KindFile && !cfg.Pace,
+		onDemand: onDemand,
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
@@ -112,6 +126,9 @@ func (s *liveSource) broadcast() {
 func (s *liveSource) Next(ctx context.Context) (Frame, error) {
 	if err := s.limiter.wait(ctx); err != nil {
 		return Frame{}, err
+	}
+	if s.onDemand {
+		return s.nextOnDemand(ctx)
 	}
 	for {
 		s.mu.Lock()
@@ -223,6 +240,13 @@ func (s *liveSource) read(ss *session) {
 		ss.end()
 		c.Close()
 	}()
+	if s.onDemand {
+		if !s.armed(ss, c) {
+			return
+		}
+		defer s.disarm(ss)
+	}
+	timer, hasTime := c.(frameTimer)
 
 	var interval time.Duration
 	if s.kind == KindFile && s.cfg.Pace {
@@ -257,7 +281,24 @@ func (s *liveSource) read(ss *session) {
 			}
 			if !ok {
 				ss.err = errors.New("backend read failed")
+				if er, has := c.(errReporter); has && er.Err() != nil {
+					ss.err = er.Err()
+				}
 				return
+			}
+			// A camera waiting for its trigger has nothing to say; it
+			// checks itself that it is still there (aravis.go).
+			if s.onDemand {
+				if dr, has := c.(dropReporter); has {
+					if err := dr.Dropped(); err != nil {
+						s.mu.Lock()
+						s.dropped, s.droppedAt = err, time.Now()
+						s.st.FramesDropped++
+						s.broadcast()
+						s.mu.Unlock()
+					}
+				}
+				continue
 			}
 			// Some backends return success with no image while a
 			// camera hiccups; give it until the stall timeout.
@@ -272,7 +313,9 @@ func (s *liveSource) read(ss *session) {
 		}
 		lastGood = time.Now()
 		taken := lastGood
-		if clock != nil {
+		if hasTime {
+			taken = timer.FrameTime()
+		} else if clock != nil {
 			// A property query is a driver call too, and may hang
 			// like a read.
 			ss.enterDriver()
@@ -438,4 +481,142 @@ func (s *liveSource) shutdown() {
 	s.terminal = ErrClosed
 	s.st.State = StateClosed
 	s.broadcast()
+}
+
+// armed makes the session's camera the one Next fires, and reports the
+// source streaming (ready for triggers); false when the session is no
+// longer current.
+func (s *liveSource) armed(ss *session, c capturer) bool {
+	t, ok := c.(triggerer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		ss.err = errors.New("backend cannot be triggered")
+		return false
+	}
+	if s.cur != ss || ss.stopped() {
+		return false
+	}
+	s.trig, s.trigSS = t, ss
+	if s.st.State != StateStreaming {
+		s.st.State = StateStreaming
+		s.st.Backoff = 0
+		s.log.Info("camera ready for triggers", "reconnects", s.st.Reconnects)
+	}
+	s.broadcast()
+	return true
+}
+
+// disarm forgets the session's camera before it is closed.
+func (s *liveSource) disarm(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.trigSS == ss {
+		s.trig, s.trigSS, s.lost = nil, nil, ss.err
+		s.broadcast()
+	}
+}
+
+// nextOnDemand fires the camera once and returns the frame taken for it.
+// It waits (within ctx) for a camera that can be fired; a frame already in
+// the slot, or one taken before the trigger was sent, is never returned.
+func (s *liveSource) nextOnDemand(ctx context.Context) (Frame, error) {
+	var (
+		t  triggerer
+		ss *session
+	)
+	for {
+		s.mu.Lock()
+		if s.terminal != nil {
+			err := s.terminal
+			s.mu.Unlock()
+			return Frame{}, err
+		}
+		// A session the supervisor gave up on (stuck in the driver) is not
+		// fired, even before its reader has returned.
+		if s.trig != nil && s.trigSS == s.cur {
+			t, ss = s.trig, s.trigSS
+			if s.latest != nil { // the answer to an earlier Next that gave up
+				s.latest.Mat.Close()
+				s.latest = nil
+				s.st.FramesDropped++
+			}
+			s.mu.Unlock()
+			break
+		}
+		ch, lastErr := s.notify, s.st.LastError
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			if lastErr != "" {
+				return Frame{}, fmt.Errorf("capture: camera not ready to trigger (last error: %s): %w", lastErr, ctx.Err())
+			}
+			return Frame{}, fmt.Errorf("capture: camera not ready to trigger: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+	// Firing is a round trip to the camera, bounded by the driver's own
+	// timeouts (seconds for a camera that vanished) but not by ctx: wait
+	// for it within ctx, and let it finish on its own otherwise.
+	type fire struct {
+		at  time.Time
+		err error
+	}
+	done := make(chan fire, 1)
+	go func() {
+		at, err := t.Trigger()
+		done <- fire{at, err}
+	}()
+	var fired time.Time
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return Frame{}, fmt.Errorf("capture: software trigger: %w", r.err)
+		}
+		fired = r.at
+	case <-ctx.Done():
+		return Frame{}, fmt.Errorf("capture: software trigger not acknowledged by the camera: %w", ctx.Err())
+	}
+	for {
+		s.mu.Lock()
+		if s.latest != nil {
+			f := *s.latest
+			s.latest = nil
+			if f.Time.Before(fired) {
+				s.st.FramesDropped++
+				s.mu.Unlock()
+				f.Mat.Close()
+				continue
+			}
+			s.st.FramesDelivered++
+			s.mu.Unlock()
+			s.limiter.mark()
+			return f, nil
+		}
+		if s.terminal != nil {
+			err := s.terminal
+			s.mu.Unlock()
+			return Frame{}, err
+		}
+		if s.dropped != nil && !s.droppedAt.Before(fired) {
+			err := s.dropped
+			s.mu.Unlock()
+			return Frame{}, fmt.Errorf("capture: the camera's frame for the software trigger was lost: %w", err)
+		}
+		if s.trigSS != ss || s.cur != ss {
+			lost := s.lost
+			s.mu.Unlock()
+			if lost == nil {
+				lost = errors.New("reader stopped")
+			}
+			return Frame{}, fmt.Errorf("capture: camera lost while waiting for the frame of the trigger sent at %s: %w", fired.Format("15:04:05.000"), lost)
+		}
+		ch := s.notify
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Frame{}, fmt.Errorf("capture: no frame within %v of the software trigger: %w", time.Since(fired).Round(time.Millisecond), ctx.Err())
+		case <-ch:
+		}
+	}
 }

@@ -264,7 +264,7 @@ func TestStalledCameraIsAbandonedAndReopened(t *testing.T) {
 		return &hangingCapture{frames: 2, release: release, closed: &closed, img: img}, nil
 	}
 	cfg := Config{URI: "/dev/video9", StallTimeout: 40 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 10 * time.Millisecond}.withDefaults()
-	src := openLive(context.Background(), cfg, KindDevice, "/dev/video9", open)
+	src := openLive(context.Background(), cfg, KindDevice, "/dev/video9", open, false)
 	defer src.Close()
 
 	var last uint64
@@ -311,7 +311,7 @@ func TestFailingCameraNeverEnds(t *testing.T) {
 		return failingCapture{}, nil
 	}
 	cfg := Config{URI: "rtsp://cam/1", BackoffMin: time.Millisecond, BackoffMax: 4 * time.Millisecond}.withDefaults()
-	src := openLive(context.Background(), cfg, KindStream, "rtsp://cam/1", open)
+	src := openLive(context.Background(), cfg, KindStream, "rtsp://cam/1", open, false)
 	defer src.Close()
 	st := waitStatus(t, src, "many reconnects", func(s Status) bool { return s.Reconnects >= 10 })
 	if st.State != StateReconnecting || st.LastError == "" {

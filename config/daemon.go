@@ -17,7 +17,7 @@ import (
 type Daemon struct {
 	Runtime
 	Camera         string        `envconfig:"CAMERA" default:"cam0" desc:"camera id: MQTT sub-tree and client id"`
-	Source         string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://... or http://... stream, gst:<pipeline>, gige:<camera>?<options> (GigE Vision through Aravis), or dir:/path (hot folder) (required)"`
+	Source         string        `envconfig:"SOURCE" desc:"capture source: /dev/video0, a video file, rtsp://... or http://... stream, gst:<pipeline>, gige:<camera>?<options> (GigE Vision through Aravis; trigger=software fires it per MQTT trigger), or dir:/path (hot folder) (required)"`
 	SourceLoop     bool          `envconfig:"SOURCE_LOOP" default:"false" desc:"loop a video file"`
 	SourcePace     bool          `envconfig:"SOURCE_PACE" default:"true" desc:"read video files at their frame rate, like a camera"`
 	Model          string        `envconfig:"MODEL" default:"/var/lib/inspectd/model.zip" desc:"calibrated model; SIGHUP reloads it"`

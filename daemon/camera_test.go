@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +200,92 @@ func cameraEndToEnd(t *testing.T, f *fixture, camera, uri string, srv netCam, re
 func sendTrigger(sub *subscriber, camera, id string) string {
 	sub.client.Publish(fmt.Sprintf("inspectd/%s/trigger", camera), 1, false, id).Wait()
 	return id
+}
+
+// TestGigESoftwareTriggerEndToEnd: the daemon owns Aravis's simulator
+// through gige:...?trigger=software. Each MQTT trigger fires the camera once
+// and its event carries that frame (captured after the trigger); the camera
+// killed: degraded and error events; the camera back reconfigured to 64x48,
+// smaller than the model's 96x96 ROI: error events naming the 64x48 frame;
+// back at its default 512x512: inspections and running again.
+func TestGigESoftwareTriggerEndToEnd(t *testing.T) {
+	testenv.RequireAravis(t)
+	f := newFixture(t, 23)
+	f.calibrateROI(t, f.model, 23, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
+	cam := testenv.StartFakeGigE(t, "INSPD5")
+	const camera = "gige1"
+	t.Setenv("INSPECTD_TRIGGER", "mqtt")
+	t.Setenv("INSPECTD_CAMERA", camera)
+	sub := subscribe(t, f.broker.URL(), camera)
+	// No width or height in the URI: a reopened camera keeps the size it
+	// was given meanwhile.
+	cfg := f.config(t, "gige:"+cam.Address()+"?trigger=software")
+	cfg.StallTimeout = 5 * time.Second
+	cfg.SpoolDir = filepath.Join(f.dir, "spool-"+camera)
+	d, _ := startDaemon(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); sub.lastAvail() != "online"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("daemon never online")
+		}
+	}
+	// The first frame of a connection at 512x512 can arrive incomplete
+	// over loopback: its trigger gets an error event, the next is inspected.
+	triggerUntil(t, sub, camera, "warm", 30*time.Second, inspected)
+	const parts = 10
+	lat := make([]time.Duration, 0, parts)
+	for n := 0; n < parts; n++ {
+		ev := sub.eventFor(t, sendTrigger(sub, camera, fmt.Sprintf("S-%d", n)), 15*time.Second)
+		if !inspected(ev) {
+			t.Fatalf("part S-%d: %s %q; want an inspection", n, ev.Verdict, ev.Reason)
+		}
+		if ev.CapturedAt.Before(ev.TriggeredAt) || ev.CapturedAt.Sub(ev.TriggeredAt) > time.Second {
+			t.Errorf("part S-%d: frame captured at %v, trigger at %v; want the frame the trigger took", n, ev.CapturedAt, ev.TriggeredAt)
+		}
+		lat = append(lat, ev.CapturedAt.Sub(ev.TriggeredAt))
+	}
+	slices.Sort(lat)
+	t.Logf("MQTT trigger received to frame captured over %d parts: median %v, min %v, max %v",
+		parts, lat[parts/2].Round(100*time.Microsecond), lat[0].Round(100*time.Microsecond), lat[parts-1].Round(100*time.Microsecond))
+
+	cam.Stop()
+	down := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
+		}
+	}
+	degradedAfter := time.Since(down)
+	if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
+		t.Errorf("degraded status says %q; want the camera named", st.LastError)
+	}
+	if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "camera") {
+		t.Errorf("trigger with the camera down: %s %q; want an error event about the camera", ev.Verdict, ev.Reason)
+	}
+
+	// GigE Vision lets one controller write: the camera is reconfigured
+	// while the daemon is away, between two reopen attempts. Three failed
+	// attempts after the outage was seen, the next is at least 2 s away
+	// (backoff 0.5 s doubling).
+	r0 := scrape(t, d, "inspectd_capture_reconnects_total")
+	waitFor(t, "three failed reopens", 60*time.Second, func() bool { return scrape(t, d, "inspectd_capture_reconnects_total") >= r0+3 })
+	cam.Start()
+	cam.Control("Width=64", "Height=48")
+	ev, _ := triggerUntil(t, sub, camera, "small", 60*time.Second, func(ev alerts.Event) bool {
+		return ev.Verdict != alerts.VerdictError || strings.Contains(ev.Reason, "outside")
+	})
+	if ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "outside the 64x48 image") {
+		t.Errorf("frame smaller than the ROI: %s %q; want an error naming the 64x48 frame", ev.Verdict, ev.Reason)
+	}
+
+	cam.Stop()
+	cam.Start() // the simulator's default, 512x512
+	up := time.Now()
+	_, sent := triggerUntil(t, sub, camera, "back", 60*time.Second, inspected)
+	t.Logf("status degraded %v after the camera died; inspections again %v after it came back at 512x512 (%d triggers)",
+		degradedAfter.Round(10*time.Millisecond), time.Since(up).Round(10*time.Millisecond), sent)
+	for deadline := time.Now().Add(10 * time.Second); sub.lastStatus().State != alerts.StateRunning; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v after recovery; want running", sub.lastStatus())
+		}
+	}
 }

@@ -416,6 +416,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 				d.setState(alerts.StateEnded)
 				ended = true
 				reason = errors.New("no frame: the video source has ended")
+			case capture.FiresOnNext(d.src) && ctx.Err() == nil:
+				// A camera fired per part (gige: trigger=software) says
+				// why there is no frame: not ready, frame lost, no answer.
+				d.met.errors.WithLabelValues("capture").Inc()
+				reason = fmt.Errorf("no frame: camera: %w", err)
 			case errors.Is(err, context.DeadlineExceeded):
 				reason = fmt.Errorf("no frame from the camera within %v of the trigger", triggerFrameWait+d.triggerDelay())
 			case ctx.Err() != nil:
@@ -492,7 +497,30 @@ func (d *Daemon) triggerDelay() time.Duration {
 // are dropped until one captured at or after the trigger time plus
 // INSPECTD_TRIGGER_DELAY arrives. Frames are stamped when grabbed
 // (capture.Frame.Time), so the wait ends as soon as the camera delivers one.
+//
+// A camera fired per part (capture.FiresOnNext: gige: with trigger=software)
+// is fired once the trigger delay has passed, and its frame is the part's.
 func (d *Daemon) nextFrame(ctx context.Context, trig *alerts.Trigger) (capture.Frame, error) {
+	if trig != nil && capture.FiresOnNext(d.src) {
+		notBefore := trig.Time.Add(d.cfg.TriggerDelay)
+		if wait := time.Until(notBefore); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return capture.Frame{}, ctx.Err()
+			case <-t.C:
+			}
+		}
+		nctx, cancel := context.WithTimeout(ctx, triggerFrameWait)
+		defer cancel()
+		fr, err := d.src.Next(nctx)
+		if err == nil && fr.Time.Before(notBefore) { // the source promises otherwise
+			fr.Mat.Close()
+			return capture.Frame{}, fmt.Errorf("frame captured at %s, before the trigger (plus delay) at %s", fr.Time.Format(time.RFC3339Nano), notBefore.Format(time.RFC3339Nano))
+		}
+		return fr, err
+	}
 	if trig == nil || !d.freshAfterTrigger {
 		nctx, cancel := context.WithTimeout(ctx, triggerFrameWait)
 		defer cancel()

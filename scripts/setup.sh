@@ -20,10 +20,11 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 pkgs=(libopencv-dev pkg-config libopenblas-dev mosquitto mosquitto-clients)
 # Real cameras for the capture tests: an RTSP server (gst-rtsp-server through
 # Debian's python3-gi), GStreamer's sources, encoders and decoders, and the
-# Aravis GigE Vision simulator with its aravissrc element.
+# Aravis GigE Vision simulator with its aravissrc element (and arv-tool-0.8,
+# with which the tests reconfigure the simulator).
 pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  python3-gi gir1.2-gst-rtsp-server-1.0 libaravis-0.8-0 aravis-tools)
+  python3-gi gir1.2-gst-rtsp-server-1.0 libaravis-0.8-0 aravis-tools aravis-tools-cli)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

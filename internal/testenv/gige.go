@@ -159,3 +159,31 @@ func lockGVCP(t testing.TB) {
 	}
 	t.Cleanup(func() { syscall.Close(fd) })
 }
+
+// Control sets GenICam features (Name=Value) on the simulator through
+// arv-tool-0.8, as a person reconfiguring the camera while a reader holds
+// it; the test skips when the tool is missing.
+func (f *FakeGigE) Control(features ...string) {
+	f.t.Helper()
+	tool, err := exec.LookPath("arv-tool-0.8")
+	if err != nil {
+		skip(f.t, "arv-tool-0.8 not installed (scripts/setup.sh installs aravis-tools-cli)")
+	}
+	args := append([]string{"-a", f.Address(), "control"}, features...)
+	out, err := exec.Command(tool, args...).CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("not found")) || bytes.Contains(out, []byte("rror")) {
+		f.t.Fatalf("arv-tool-0.8 %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// RequireAravis skips the test when libaravis-0.8.so.0 cannot be loaded
+// (the software-trigger source dlopens it).
+func RequireAravis(t testing.TB) {
+	t.Helper()
+	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"} {
+		if _, err := os.Stat(dir + "/libaravis-0.8.so.0"); err == nil {
+			return
+		}
+	}
+	skip(t, "libaravis-0.8.so.0 not installed (scripts/setup.sh installs libaravis-0.8-0)")
+}
