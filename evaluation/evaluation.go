@@ -184,7 +184,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			if o.TrainLimit <= 0 {
 				return errors.New("evaluation: FRR subsets need a training limit > 0")
 			}
-			if frrCheck, err = frrSubsets(ctx, ex, backbone, sha, o.Data, o.TrainLimit, o.FRRSubsets, cfg, tests, stderr); err != nil {
+			if frrCheck, err = frrSubsets(ctx, ex, backbone, sha, o.Data, o.TrainLimit, o.FRRSubsets, cfg, tests, o.LineDefects, stderr); err != nil {
 				return err
 			}
 		}
@@ -602,6 +602,19 @@ func (r *evalRun) operating(tests []testImage, scores []float64) error {
 	if len(man.Training.GoodScores) < 3 || man.Threshold.Value <= 0 || man.Threshold.TargetFRR <= 0 {
 		return nil
 	}
+	lines, err := simulateLines(parts, man, r.lineDefects, lineSeeds)
+	if err != nil {
+		return err
+	}
+	sum.Line = lines
+	return nil
+}
+
+// simulateLines streams every good part and a random draw of defects (at
+// share lineDefects of the stream) through the daemon's refinement, once
+// per seed. A test set is often mostly defects (ELPV: two thirds); a line
+// is mostly good parts, which is what refinement relies on.
+func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float64, seeds []int64) ([]LineRun, error) {
 	var goodParts, badParts []operating.Part
 	for _, p := range parts {
 		if p.Defect {
@@ -610,12 +623,9 @@ func (r *evalRun) operating(tests []testImage, scores []float64) error {
 			goodParts = append(goodParts, p)
 		}
 	}
-	// A test set is often mostly defects (ELPV: two thirds); a line is
-	// mostly good parts, which is what refinement relies on. Each simulated
-	// line takes every good test part and a random draw of defects at
-	// r.lineDefects of the stream.
-	nBad := min(len(badParts), int(math.Round(r.lineDefects/(1-r.lineDefects)*float64(len(goodParts)))))
-	for _, seed := range lineSeeds {
+	nBad := min(len(badParts), int(math.Round(lineDefects/(1-lineDefects)*float64(len(goodParts)))))
+	var runs []LineRun
+	for _, seed := range seeds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 0x11e))
 		line := slices.Clone(goodParts)
 		for _, i := range rng.Perm(len(badParts))[:nBad] {
@@ -624,16 +634,16 @@ func (r *evalRun) operating(tests []testImage, scores []float64) error {
 		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed,
 			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR})
 		if err != nil {
-			return fmt.Errorf("simulated line: %w", err)
+			return nil, fmt.Errorf("simulated line: %w", err)
 		}
 		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final}
 		for _, c := range sim.Checkpoints {
 			run.Checkpoints = append(run.Checkpoints, LinePoint{Parts: c.Parts, FRR: c.Cumulative.FRR, Catch: c.Cumulative.Catch,
 				OracleCatch: c.Cumulative.OracleCatch, AfterFRR: c.After.FRR, AfterCatch: c.After.Catch, AfterOracleCatch: c.After.OracleCatch, Threshold: c.Threshold})
 		}
-		sum.Line = append(sum.Line, run)
+		runs = append(runs, run)
 	}
-	return nil
+	return runs, nil
 }
 
 func countAbove(x []float64, t float64) int {

@@ -1,8 +1,12 @@
 package evaluation
 
 import (
+	"math"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/transform"
 )
 
@@ -38,6 +42,55 @@ func TestUnionAngles(t *testing.T) {
 						t.Errorf("T=%d: rotation %d is %g, want %g", T, i, all[k], want[i])
 					}
 				}
+			}
+		})
+	}
+}
+
+// lineAfter reports a calibration's line only when it runs past the
+// checkpoint and the model has a threshold to refine, and a calibrated
+// threshold far above a line of well-separated good parts and defects is
+// brought down by the refinement (more defects caught than at the start,
+// few good parts rejected).
+func TestLineAfter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var parts []operating.Part
+	var good []float64
+	for i := 0; i < 300; i++ {
+		s := math.Exp(0.2 * rng.NormFloat64())
+		parts = append(parts, operating.Part{Score: s})
+		if i < 16 {
+			good = append(good, s)
+		}
+	}
+	for i := 0; i < 40; i++ {
+		parts = append(parts, operating.Part{Score: 1.6 + 2*rng.Float64(), Defect: true})
+	}
+	man := model.Manifest{Threshold: model.Threshold{Value: 4, TargetFRR: 0.01}}
+	man.Training.GoodScores = good
+	cases := []struct {
+		name   string
+		parts  []operating.Part
+		man    model.Manifest
+		wantOK bool
+	}{
+		{"long line", parts, man, true},
+		{"shorter than the checkpoint", parts[290:], man, false},
+		{"no good scores in the model", parts, model.Manifest{Threshold: man.Threshold}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, ok, err := lineAfter(c.parts, c.man, 0.05)
+			if err != nil || ok != c.wantOK {
+				t.Fatalf("lineAfter: ok %v, err %v; want ok %v", ok, err, c.wantOK)
+			}
+			if !ok {
+				return
+			}
+			// At the calibrated 4.0 nothing is caught; refined towards the
+			// good parts' 99th percentile (about 1.6) most defects are.
+			if l.Catch < 0.5 || l.FRR > 0.05 || l.OracleCatch < l.Catch-1e-12 {
+				t.Errorf("line after %d parts: %+v; want most defects caught, at most 5%% good rejected, oracle >= caught", frrLineAfter, l)
 			}
 		})
 	}

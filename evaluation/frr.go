@@ -6,12 +6,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/pipeline"
 )
 
@@ -25,7 +27,24 @@ type FRRCheck struct {
 	Images  int             `json:"images_per_subset"`
 	Good    int             `json:"good_test_parts"`
 	Points  []FRRCheckPoint `json:"points"`
+	// Line is each calibration's simulated line with refinement on, over
+	// the parts after the 100th (medians over ten shuffles): whether the
+	// line corrects a draw's threshold, whichever way it is off.
+	Line []FRRLine `json:"line,omitempty"`
 }
+
+// FRRLine is one calibration's simulated line after its 100th part.
+type FRRLine struct {
+	FRR         float64 `json:"false_reject_rate"`
+	Catch       float64 `json:"catch_rate"`
+	OracleCatch float64 `json:"oracle_catch_rate"`
+}
+
+// frrLineSeeds are the shuffles of each calibration's simulated line.
+var frrLineSeeds = lineSeeds[:10]
+
+// frrLineAfter is the checkpoint the per-calibration line reports after.
+const frrLineAfter = 100
 
 // FRRCheckPoint summarises one target rate over the subsets.
 type FRRCheckPoint struct {
@@ -47,7 +66,7 @@ type FRRCheckPoint struct {
 // frrSubsets calibrates on k random draws of n good training images and
 // measures each calibration's thresholds (its target and the 1/2/5% table)
 // on the test parts: false rejects of the good ones, catches of the others.
-func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data string, n, k int, cfg calibration.Config, tests []testImage, stderr io.Writer) (*FRRCheck, error) {
+func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data string, n, k int, cfg calibration.Config, tests []testImage, lineDefects float64, stderr io.Writer) (*FRRCheck, error) {
 	all, err := calibration.Images([]string{filepath.Join(data, "train", "good")}, 0)
 	if err != nil {
 		return nil, err
@@ -86,6 +105,7 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 			return nil, err
 		}
 		var scores, bad []float64
+		var parts []operating.Part
 		for _, t := range tests {
 			img, err := imageops.ReadFile(t.path)
 			if err != nil {
@@ -101,6 +121,12 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 			} else {
 				bad = append(bad, r.Score)
 			}
+			parts = append(parts, operating.Part{Score: r.Score, Defect: t.class != "good"})
+		}
+		if line, ok, err := lineAfter(parts, res.Manifest, lineDefects); err != nil {
+			return nil, fmt.Errorf("subset %d: %w", s+1, err)
+		} else if ok {
+			check.Line = append(check.Line, line)
 		}
 		th := res.Manifest.Threshold
 		rows := append([]model.ThresholdRow{{TargetFRR: th.TargetFRR, Threshold: th.Value, PredictedFRR: th.PredictedFRR}}, th.Table...)
@@ -129,9 +155,42 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 	return check, nil
 }
 
+// lineAfter is the medians over frrLineSeeds of one calibration's simulated
+// line after frrLineAfter parts; ok is false when the line is shorter or the
+// model has no threshold to refine.
+func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) (FRRLine, bool, error) {
+	if len(man.Training.GoodScores) < 3 || man.Threshold.Value <= 0 || man.Threshold.TargetFRR <= 0 {
+		return FRRLine{}, false, nil
+	}
+	runs, err := simulateLines(parts, man, lineDefects, frrLineSeeds)
+	if err != nil {
+		return FRRLine{}, false, err
+	}
+	var frr, catch, oracle []float64
+	for _, r := range runs {
+		for _, c := range r.Checkpoints {
+			if c.Parts == frrLineAfter {
+				frr, catch, oracle = append(frr, c.AfterFRR), append(catch, c.AfterCatch), append(oracle, c.AfterOracleCatch)
+			}
+		}
+	}
+	if len(frr) == 0 {
+		return FRRLine{}, false, nil
+	}
+	return FRRLine{FRR: evalstats.Median(frr), Catch: evalstats.Median(catch), OracleCatch: evalstats.Median(oracle)}, true, nil
+}
+
 func printFRRCheck(w io.Writer, c *FRRCheck) {
 	if c == nil {
 		return
+	}
+	if len(c.Line) > 0 {
+		var frr, catch, oracle []float64
+		for _, l := range c.Line {
+			frr, catch, oracle = append(frr, l.FRR), append(catch, l.Catch), append(oracle, l.OracleCatch)
+		}
+		fmt.Fprintf(w, "  FRR check, simulated line of each calibration (refinement on, %d shuffles each), parts after the %dth: false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%)\n",
+			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(frr), 100*evalstats.Median(frr), 100*slices.Max(frr), 100*evalstats.Mean(catch), 100*evalstats.Mean(oracle))
 	}
 	for _, p := range c.Points {
 		fmt.Fprintf(w, "  FRR check over %d calibrations on %d random good images (%d good test parts): target %.1f%%, predicted %.2f%%, measured mean %.2f%% (median %.2f%%); caught mean %.1f%% (median %.1f%%; oracle at each one's measured rate %.1f%%)\n",
