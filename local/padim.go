@@ -107,12 +107,7 @@ const (
 func init() {
 	Register(MethodPaDiM, func(raw json.RawMessage) (Density, error) {
 		p := &PaDiM{Cfg: DefaultPaDiM, looFor: -1}
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &p.Cfg); err != nil {
-				return nil, fmt.Errorf("padim configuration: %w", err)
-			}
-		}
-		if err := p.Cfg.validate(); err != nil {
+		if err := decodeConfig(raw, MethodPaDiM, &p.Cfg); err != nil {
 			return nil, err
 		}
 		return p, nil
