@@ -101,12 +101,7 @@ const (
 func init() {
 	Register(MethodCFlow, func(raw json.RawMessage) (Density, error) {
 		c := &CFlow{Cfg: DefaultCFlow}
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &c.Cfg); err != nil {
-				return nil, fmt.Errorf("cflow configuration: %w", err)
-			}
-		}
-		if err := c.Cfg.validate(); err != nil {
+		if err := decodeConfig(raw, MethodCFlow, &c.Cfg); err != nil {
 			return nil, err
 		}
 		return c, nil

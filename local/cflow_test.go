@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/inspectd/inspectd/model"
@@ -151,25 +150,8 @@ func mean32(v []float32) float64 {
 
 func TestCFlowSaveLoad(t *testing.T) {
 	c, r := fitSmall(t, 8)
-	m := model.FromTensors(model.Manifest{ID: "t"}, c.Tensors())
-	d2, err := New(MethodCFlow, c.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d2.Load(m, synDim); err != nil {
-		t.Fatal(err)
-	}
-	c2 := d2.(*CFlow)
 	x, _, _ := synImages(r, 1)
-	at := GridPositions(synH, synW)
-	a, _ := c.ScoreAt(context.Background(), x, len(at), at, -1)
-	b, err := c2.ScoreAt(context.Background(), x, len(at), at, -1)
-	if err != nil || !slices.Equal(a, b) {
-		t.Fatalf("loaded flow scores %v (err %v), fitted %v", b, err, a)
-	}
-	if _, err := c2.ScoreAt(context.Background(), x, len(at), at, 0); err == nil {
-		t.Fatal("leave-one-out on a loaded flow (no fold flows) was accepted")
-	}
+	checkSaveLoad(t, MethodCFlow, c, x, GridPositions(synH, synW))
 }
 
 // TestCFlowLoadRejectsCorruptTensors: a model file is hostile input; every
@@ -177,28 +159,11 @@ func TestCFlowSaveLoad(t *testing.T) {
 func TestCFlowLoadRejectsCorruptTensors(t *testing.T) {
 	c, _ := fitSmall(t, 8)
 	good := c.Tensors()
-	edit := func(name string, f func(t *model.Tensor) bool) []model.Tensor {
-		var out []model.Tensor
-		for _, t := range good {
-			t.Data = slices.Clone(t.Data)
-			t.Shape = slices.Clone(t.Shape)
-			if t.Name == name && !f(&t) {
-				continue
-			}
-			out = append(out, t)
-		}
-		return out
-	}
+	edit := func(name string, f func(t *model.Tensor) bool) []model.Tensor { return tensorEdit(good, name, f) }
 	firstFlow := cflowFlowPrefix + "block0.st2.layer0.weight"
 	cfg := c.Cfg
 	cfg.Dim, cfg.K = synDim, 8
-	tests := []struct {
-		name    string
-		cfg     func(c *CFlowConfig)
-		tensors []model.Tensor
-		dim     int
-		want    string
-	}{
+	checkLoadRefused(t, cfg, func(c CFlowConfig) Density { return &CFlow{Cfg: c} }, []loadCase[CFlowConfig]{
 		{"projection missing", nil, edit(tensorCFlowProj, func(*model.Tensor) bool { return false }), synDim, tensorCFlowProj},
 		{"projection transposed", nil, edit(tensorCFlowProj, func(t *model.Tensor) bool { t.Shape = []int{8, synDim}; return true }), synDim, "shape"},
 		{"mean short", nil, edit(tensorCFlowMean, func(t *model.Tensor) bool { t.Data = t.Data[:3]; return true }), synDim, "shape"},
@@ -208,33 +173,13 @@ func TestCFlowLoadRejectsCorruptTensors(t *testing.T) {
 		{"grid of another width", nil, good, synDim + 1, "grid gives"},
 		{"config not fitted", func(c *CFlowConfig) { c.K = 0 }, good, synDim, "reduced to 0"},
 		{"config wider than the file", func(c *CFlowConfig) { c.Hidden, c.Blocks = 1024, 32 }, good, synDim, "file holds"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cc := cfg
-			if tc.cfg != nil {
-				tc.cfg(&cc)
-			}
-			d := &CFlow{Cfg: cc}
-			err := d.Load(model.FromTensors(model.Manifest{ID: "t"}, tc.tensors), tc.dim)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestCFlowConfigBounds(t *testing.T) {
-	for _, cfg := range []string{`{"proj":1}`, `{"proj":100000}`, `{"freqs":-1}`, `{"freqs":40}`, `{"blocks":0}`,
+	checkConfigsRefused(t, MethodCFlow, []string{`{"proj":1}`, `{"proj":100000}`, `{"freqs":-1}`, `{"freqs":40}`, `{"blocks":0}`,
 		`{"hidden":5000}`, `{"depth":9}`, `{"clamp":0}`, `{"steps":0}`, `{"batch":0}`, `{"lr":2}`, `{"folds":1}`,
-		`{"dim":-3}`, `{"k":70}`, `{"dim":4,"k":8}`, `{"blocks":"x"}`} {
-		if _, err := New(MethodCFlow, json.RawMessage(cfg)); err == nil {
-			t.Errorf("configuration %s accepted", cfg)
-		}
-	}
-	if _, err := New(MethodCFlow, nil); err != nil {
-		t.Errorf("defaults refused: %v", err)
-	}
+		`{"dim":-3}`, `{"k":70}`, `{"dim":4,"k":8}`, `{"blocks":"x"}`})
 }
 
 func TestEncodePositions(t *testing.T) {

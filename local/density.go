@@ -39,6 +39,18 @@ type Extender interface {
 // the defaults).
 type Factory func(cfg json.RawMessage) (Density, error)
 
+// decodeConfig reads a stored configuration over the defaults already in
+// cfg and checks its bounds, so that a hostile model file is refused before
+// anything is built from it.
+func decodeConfig[C interface{ validate() error }](raw json.RawMessage, what string, cfg *C) error {
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, cfg); err != nil {
+			return fmt.Errorf("%s configuration: %w", what, err)
+		}
+	}
+	return (*cfg).validate()
+}
+
 // The patch densities share one name space with the pooled ones (a model
 // file names its method only).
 var registry = reg.New[Factory]("patch")

@@ -106,3 +106,36 @@ func ExampleRegister() {
 	// 0.00 3.00
 	// true
 }
+
+// PaDiM keeps a Gaussian of the good patches per grid position and scores
+// a patch by its Mahalanobis distance to its cell's: it needs each row's
+// position (local.Positional). Leave-one-out scores come from the same
+// statistics less the image's own patches.
+func ExamplePaDiM() {
+	d, err := local.New(local.MethodPaDiM, json.RawMessage(`{"dims":2,"radius":1,"shrink":0.1,"ridge":0.01,"seed":1}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := d.(local.Positional)
+	// Four good images of a 1x2 grid of 2-d patches.
+	good := []float32{1, 2, 0, 1, 3, 1, 2, 0, 2, 4, 1, 3, 0, 1, 1, 2}
+	owner := []int32{0, 0, 1, 1, 2, 2, 3, 3}
+	grid := local.GridPositions(1, 2)
+	var at []local.Position
+	for range 4 {
+		at = append(at, grid...)
+	}
+	if err := p.FitAt(context.Background(), good, 8, 2, owner, at); err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, _ := p.ScoreAt(context.Background(), []float32{1.5, 2, 9, 9}, 2, grid, -1)
+	fmt.Printf("a usual patch %.2f, a new one %.2f\n", s[0], s[1])
+	loo, _ := p.ScoreAt(context.Background(), good[:4], 2, grid, 0)
+	in, _ := p.ScoreAt(context.Background(), good[:4], 2, grid, -1)
+	fmt.Println("image 0 scores higher without itself:", loo[0] > in[0] && loo[1] > in[1])
+	// Output:
+	// a usual patch 0.00, a new one 9.43
+	// image 0 scores higher without itself: true
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -331,5 +332,85 @@ func TestPatchCoreExtend(t *testing.T) {
 	}
 	if err := json.Unmarshal(d.Config(), &cfg); err != nil || cfg.Added > int(MaxExtend*128) {
 		t.Errorf("added %d rows, beyond the bound %d", cfg.Added, int(MaxExtend*128))
+	}
+}
+
+// tensorEdit is a copy of good with the named tensor changed by f, or left
+// out when f says false.
+func tensorEdit(good []model.Tensor, name string, f func(t *model.Tensor) bool) []model.Tensor {
+	var out []model.Tensor
+	for _, t := range good {
+		t.Data, t.Shape = slices.Clone(t.Data), slices.Clone(t.Shape)
+		if t.Name == name && !f(&t) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// loadCase is one damaged model file: a change to the stored configuration
+// C, the tensors, the grid's width, and what the error must name.
+type loadCase[C any] struct {
+	name    string
+	cfg     func(c *C)
+	tensors []model.Tensor
+	dim     int
+	want    string
+}
+
+// checkLoadRefused loads each case into the density build makes of its
+// configuration (base changed by the case) and wants an error naming the
+// damage, never a panic.
+func checkLoadRefused[C any](t *testing.T, base C, build func(C) Density, cases []loadCase[C]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := base
+			if tc.cfg != nil {
+				tc.cfg(&cc)
+			}
+			err := build(cc).Load(model.FromTensors(model.Manifest{ID: "t"}, tc.tensors), tc.dim)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// checkConfigsRefused wants the method's factory to refuse every
+// configuration and to take its defaults.
+func checkConfigsRefused(t *testing.T, method string, cfgs []string) {
+	t.Helper()
+	for _, cfg := range cfgs {
+		if _, err := New(method, json.RawMessage(cfg)); err == nil {
+			t.Errorf("configuration %s accepted", cfg)
+		}
+	}
+	if _, err := New(method, nil); err != nil {
+		t.Errorf("defaults refused: %v", err)
+	}
+}
+
+// checkSaveLoad wants a density loaded from d's configuration and tensors
+// to score the rows exactly as d does, and to refuse leave-one-out (it has
+// only what the model file keeps).
+func checkSaveLoad(t *testing.T, method string, d Positional, x []float32, at []Position) {
+	t.Helper()
+	d2, err := New(method, d.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Load(model.FromTensors(model.Manifest{ID: "t"}, d.Tensors()), len(x)/len(at)); err != nil {
+		t.Fatal(err)
+	}
+	p2 := d2.(Positional)
+	a, _ := d.ScoreAt(context.Background(), x, len(at), at, -1)
+	b, err := p2.ScoreAt(context.Background(), x, len(at), at, -1)
+	if err != nil || !slices.Equal(a, b) {
+		t.Fatalf("loaded %s scores %v (err %v), fitted %v", method, b, err, a)
+	}
+	if _, err := p2.ScoreAt(context.Background(), x, len(at), at, 0); err == nil {
+		t.Fatalf("leave-one-out on a loaded %s was accepted", method)
 	}
 }
