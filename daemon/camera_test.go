@@ -160,15 +160,7 @@ func cameraEndToEnd(t *testing.T, f *fixture, camera, uri string, srv netCam, re
 
 	srv.Stop()
 	down := time.Now()
-	for deadline := time.Now().Add(30 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
-		}
-	}
-	degradedAfter := time.Since(down)
-	if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
-		t.Errorf("degraded status says %q; want the camera named", st.LastError)
-	}
+	degradedAfter := awaitDegraded(t, sub, down)
 	if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError {
 		t.Errorf("trigger with the camera down: %s %q; want an error event", ev.Verdict, ev.Reason)
 	}
@@ -249,15 +241,7 @@ func TestGigESoftwareTriggerEndToEnd(t *testing.T) {
 
 	cam.Stop()
 	down := time.Now()
-	for deadline := time.Now().Add(30 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
-		}
-	}
-	degradedAfter := time.Since(down)
-	if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
-		t.Errorf("degraded status says %q; want the camera named", st.LastError)
-	}
+	degradedAfter := awaitDegraded(t, sub, down)
 	if ev := sub.eventFor(t, sendTrigger(sub, camera, "down"), 15*time.Second); ev.Verdict != alerts.VerdictError || !strings.Contains(ev.Reason, "camera") {
 		t.Errorf("trigger with the camera down: %s %q; want an error event about the camera", ev.Verdict, ev.Reason)
 	}
@@ -288,4 +272,21 @@ func TestGigESoftwareTriggerEndToEnd(t *testing.T) {
 			t.Fatalf("status %+v after recovery; want running", sub.lastStatus())
 		}
 	}
+}
+
+// awaitDegraded waits for the status to say degraded after the camera went
+// down at down, checks that it names the camera, and returns how long that
+// took.
+func awaitDegraded(t *testing.T, sub *subscriber, down time.Time) time.Duration {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); sub.lastStatus().State != alerts.StateDegraded; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v with the camera down; want degraded", sub.lastStatus())
+		}
+	}
+	took := time.Since(down)
+	if st := sub.lastStatus(); !strings.Contains(st.LastError, "camera reconnecting") {
+		t.Errorf("degraded status says %q; want the camera named", st.LastError)
+	}
+	return took
 }
