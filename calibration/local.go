@@ -15,6 +15,7 @@ import (
 
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/pipeline"
@@ -67,12 +68,12 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		for j, p := range pimgs {
 			r, _, _, _, err := l.Patches(ctx, ex, []gocv.Mat{p})
 			if err != nil {
-				closeAll(pimgs)
+				imageops.CloseAll(pimgs)
 				return nil, fmt.Errorf("patches of synthetic defect %d: %w", j, err)
 			}
 			probes = append(probes, r[0])
 		}
-		closeAll(pimgs)
+		imageops.CloseAll(pimgs)
 		probeOwner = owner
 	}
 	var (
@@ -186,7 +187,7 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 		n := h * w
 		if len(views) > 0 {
 			r, hh, ww, _, err := l.Patches(ctx, ex, views)
-			closeAll(views)
+			imageops.CloseAll(views)
 			if err != nil {
 				return nil, fmt.Errorf("patches of %s (%s): %w", files[i], c.Name, err)
 			}
@@ -269,12 +270,6 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 		f.probes = append(f.probes, s)
 	}
 	return f, nil
-}
-
-func closeAll(ms []gocv.Mat) {
-	for _, m := range ms {
-		m.Close()
-	}
 }
 
 // TableFRRs are the operating points calibration reports besides its target.

@@ -17,16 +17,6 @@ func normals(r *rand.Rand, n int) []float64 {
 	return x
 }
 
-func countAbove(x []float64, t float64) int {
-	n := 0
-	for _, v := range x {
-		if v > t {
-			n++
-		}
-	}
-	return n
-}
-
 func TestThresholdAtFRRRule(t *testing.T) {
 	oneTo := func(n int) []float64 {
 		x := make([]float64, n)
@@ -77,11 +67,11 @@ func TestThresholdAtFRRIsSmallestFeasible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := countAbove(x, th); float64(a) > f*float64(n)+1e-9 {
+		if a := CountAbove(x, th); float64(a) > f*float64(n)+1e-9 {
 			t.Fatalf("n=%d f=%.3f: %d above %v, allowed %.2f", n, f, a, th, f*float64(n))
 		}
 		for _, v := range x {
-			if v < th && float64(countAbove(x, v)) <= f*float64(n)+1e-9 {
+			if v < th && float64(CountAbove(x, v)) <= f*float64(n)+1e-9 {
 				t.Fatalf("n=%d f=%.3f: %v < threshold %v also satisfies the target", n, f, v, th)
 			}
 		}
@@ -184,7 +174,7 @@ func TestChooseThresholdAuto(t *testing.T) {
 			if !strings.Contains(info.Note, tc.note) {
 				t.Errorf("note %q lacks %q", info.Note, tc.note)
 			}
-			if want := float64(countAbove(tc.scores, info.Value)) / float64(len(tc.scores)); info.EmpiricalFRR != want {
+			if want := float64(CountAbove(tc.scores, info.Value)) / float64(len(tc.scores)); info.EmpiricalFRR != want {
 				t.Errorf("EmpiricalFRR %v, counted %v", info.EmpiricalFRR, want)
 			}
 		})

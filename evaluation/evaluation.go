@@ -293,11 +293,7 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha st
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, m := range imgs {
-			m.Close()
-		}
-	}()
+	defer imageops.CloseAll(imgs)
 	prog, done := progress.Stages(stderr)
 	defer done()
 	start := time.Now()
@@ -594,9 +590,9 @@ func (r *evalRun) operating(tests []testImage, scores []float64) error {
 		}
 		op := OperatingPoint{TargetFRR: row.TargetFRR, Threshold: row.Threshold, PredictedFRR: row.PredictedFRR,
 			PredictedLow: row.Low, PredictedHi: row.High}
-		op.MeasuredFRR = shareAbove(good, row.Threshold)
-		op.Catch = shareAbove(bad, row.Threshold)
-		op.OracleCatch = oracleCatch(good, bad, countAbove(good, row.Threshold))
+		op.MeasuredFRR = evalstats.ShareAbove(good, row.Threshold)
+		op.Catch = evalstats.ShareAbove(bad, row.Threshold)
+		op.OracleCatch = evalstats.OracleCatch(good, bad, evalstats.CountAbove(good, row.Threshold))
 		sum.Operating = append(sum.Operating, op)
 	}
 	if len(man.Training.GoodScores) < 3 || man.Threshold.Value <= 0 || man.Threshold.TargetFRR <= 0 {
@@ -644,35 +640,6 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		runs = append(runs, run)
 	}
 	return runs, nil
-}
-
-func countAbove(x []float64, t float64) int {
-	n := 0
-	for _, v := range x {
-		if v > t {
-			n++
-		}
-	}
-	return n
-}
-
-func shareAbove(x []float64, t float64) float64 {
-	if len(x) == 0 {
-		return 0
-	}
-	return float64(countAbove(x, t)) / float64(len(x))
-}
-
-// oracleCatch is the share of defects above the threshold that rejects
-// exactly k good parts (the k+1-th highest good score).
-func oracleCatch(good, bad []float64, k int) float64 {
-	g := slices.Clone(good)
-	slices.Sort(g)
-	if len(g) == 0 {
-		return 0
-	}
-	t := g[max(0, len(g)-1-k)]
-	return shareAbove(bad, t)
 }
 
 // addPixels compares the heatmap with the ground-truth mask at the mask's

@@ -94,9 +94,7 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 			return nil, err
 		}
 		res, err := calibration.Calibrate(ctx, ex, backbone, imgs, used, cfg, nil)
-		for _, m := range imgs {
-			m.Close()
-		}
+		imageops.CloseAll(imgs)
 		if err != nil {
 			return nil, fmt.Errorf("subset %d: %w", s+1, err)
 		}
@@ -139,9 +137,9 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 			} else if len(pt.Measured) > s {
 				continue // the target is also a table row
 			}
-			pt.Measured = append(pt.Measured, shareAbove(scores, row.Threshold))
-			pt.Caught = append(pt.Caught, shareAbove(bad, row.Threshold))
-			pt.OracleCaughtMean += oracleCatch(scores, bad, countAbove(scores, row.Threshold)) / float64(k)
+			pt.Measured = append(pt.Measured, evalstats.ShareAbove(scores, row.Threshold))
+			pt.Caught = append(pt.Caught, evalstats.ShareAbove(bad, row.Threshold))
+			pt.OracleCaughtMean += evalstats.OracleCatch(scores, bad, evalstats.CountAbove(scores, row.Threshold)) / float64(k)
 			pt.PredictedMean += row.PredictedFRR / float64(k)
 		}
 		fmt.Fprintf(stderr, "eval: FRR check, subset %d/%d calibrated and scored\n", s+1, k)

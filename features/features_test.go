@@ -14,6 +14,7 @@ import (
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/engine/tiny"
 	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/testenv"
 )
 
@@ -65,12 +66,6 @@ func images(n, cols, rows int) []gocv.Mat {
 	return out
 }
 
-func closeAll(ms []gocv.Mat) {
-	for _, m := range ms {
-		m.Close()
-	}
-}
-
 // TestPoolingByHand: each pooled value is the spatial mean of its channel's
 // map, (tap*100+c)*1e4 + (H*W-1)/2 for the ramp, placed at the offset of its
 // (scale, tap) in the vector; and Dim, Offset and the kept maps agree.
@@ -90,7 +85,7 @@ func TestPoolingByHand(t *testing.T) {
 		}
 	}
 	imgs := images(3, 40, 30)
-	defer closeAll(imgs)
+	defer imageops.CloseAll(imgs)
 	vecs, maps, err := ex.Extract(context.Background(), imgs, true)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +130,7 @@ func TestBatches(t *testing.T) {
 	for _, s := range []image.Point{{128, 64}, {128, 64}, {128, 64}, {64, 128}, {128, 64}, {128, 64}} {
 		imgs = append(imgs, gocv.NewMatWithSize(s.Y, s.X, gocv.MatTypeCV8UC3))
 	}
-	defer closeAll(imgs)
+	defer imageops.CloseAll(imgs)
 	maps, err := ex.Maps(context.Background(), imgs, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +235,7 @@ func TestTinyNetworkShapes(t *testing.T) {
 	for i, m := range imgs {
 		m.SetTo(gocv.NewScalar(float64(40*i), 90, 200, 0))
 	}
-	defer closeAll(imgs)
+	defer imageops.CloseAll(imgs)
 	vecs, maps, err := ex.Extract(context.Background(), imgs, true)
 	if err != nil {
 		t.Fatal(err)

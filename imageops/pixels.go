@@ -35,3 +35,10 @@ func require8UC3(m gocv.Mat, what string) error {
 	}
 	return nil
 }
+
+// CloseAll closes every Mat of ms (batches of parts or views).
+func CloseAll(ms []gocv.Mat) {
+	for _, m := range ms {
+		m.Close()
+	}
+}

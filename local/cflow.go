@@ -412,11 +412,11 @@ func (c *CFlow) Load(m *model.Model, dim int) error {
 		return fmt.Errorf("model %s: cflow configuration says %d features reduced to %d; the grid gives %d", id, cfg.Dim, cfg.K, dim)
 	}
 	k := cfg.K
-	mean, err := cflowTensor(m, tensorCFlowMean, []int{dim})
+	mean, err := exactTensor(m, tensorCFlowMean, []int{dim})
 	if err != nil {
 		return err
 	}
-	proj, err := cflowTensor(m, tensorCFlowProj, []int{dim, k})
+	proj, err := exactTensor(m, tensorCFlowProj, []int{dim, k})
 	if err != nil {
 		return err
 	}
@@ -429,7 +429,7 @@ func (c *CFlow) Load(m *model.Model, dim int) error {
 		return fmt.Errorf("model %s: %w", id, err)
 	}
 	for _, p := range fl.Params() {
-		t, err := cflowTensor(m, cflowFlowPrefix+p.Name, p.Shape)
+		t, err := exactTensor(m, cflowFlowPrefix+p.Name, p.Shape)
 		if err != nil {
 			return err
 		}
@@ -437,26 +437,6 @@ func (c *CFlow) Load(m *model.Model, dim int) error {
 	}
 	c.mean, c.proj, c.dim, c.final, c.folds, c.fold = mean.Data, proj.Data, dim, fl, nil, nil
 	return nil
-}
-
-// cflowTensor returns the named tensor if it has exactly the shape and
-// only finite values.
-func cflowTensor(m *model.Model, name string, shape []int) (model.Tensor, error) {
-	t, err := m.Tensor(name)
-	if err != nil {
-		return t, err
-	}
-	size := 1
-	for _, s := range shape {
-		size *= s
-	}
-	if !slices.Equal(t.Shape, shape) || len(t.Data) != size {
-		return t, fmt.Errorf("model %s: tensor %s has shape %v (%d values); want %v", m.Manifest.ID, name, t.Shape, len(t.Data), shape)
-	}
-	if i := firstBad(t.Data); i >= 0 {
-		return t, fmt.Errorf("model %s: tensor %s holds a non-finite value at %d", m.Manifest.ID, name, i)
-	}
-	return t, nil
 }
 
 // cflowParams counts what flow.New allocates for cfg: per block two

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	reg "github.com/inspectd/inspectd/internal/registry"
 	"github.com/inspectd/inspectd/model"
@@ -72,3 +73,24 @@ func Is(name string) bool { return registry.Has(name) }
 
 // Names lists the registered densities.
 func Names() []string { return registry.Names() }
+
+// exactTensor returns the named tensor if it has exactly the shape and
+// only finite values: what a density with fixed tensor shapes checks a
+// model file against before using it.
+func exactTensor(m *model.Model, name string, shape []int) (model.Tensor, error) {
+	t, err := m.Tensor(name)
+	if err != nil {
+		return t, err
+	}
+	size := 1
+	for _, s := range shape {
+		size *= s
+	}
+	if !slices.Equal(t.Shape, shape) || len(t.Data) != size {
+		return t, fmt.Errorf("model %s: tensor %s has shape %v (%d values); want %v", m.Manifest.ID, name, t.Shape, len(t.Data), shape)
+	}
+	if i := firstBad(t.Data); i >= 0 {
+		return t, fmt.Errorf("model %s: tensor %s holds a non-finite value at %d", m.Manifest.ID, name, i)
+	}
+	return t, nil
+}

@@ -507,7 +507,7 @@ func (p *PaDiM) Load(m *model.Model, dim int) error {
 		return fmt.Errorf("model %s: padim configuration says %d features, %d kept, on a %dx%d grid; the grid gives %d features", id, cfg.Dim, cfg.K, cfg.W, cfg.H, dim)
 	}
 	k, cells := cfg.K, cfg.H*cfg.W
-	ch, err := cflowTensor(m, tensorPaDiMChannels, []int{k})
+	ch, err := exactTensor(m, tensorPaDiMChannels, []int{k})
 	if err != nil {
 		return err
 	}
@@ -519,11 +519,11 @@ func (p *PaDiM) Load(m *model.Model, dim int) error {
 		}
 		chans[i] = c
 	}
-	mean, err := cflowTensor(m, tensorPaDiMMean, []int{cells, k})
+	mean, err := exactTensor(m, tensorPaDiMMean, []int{cells, k})
 	if err != nil {
 		return err
 	}
-	fac, err := cflowTensor(m, tensorPaDiMFactor, []int{cells, tri(k)})
+	fac, err := exactTensor(m, tensorPaDiMFactor, []int{cells, tri(k)})
 	if err != nil {
 		return err
 	}

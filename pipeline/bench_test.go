@@ -14,6 +14,7 @@ import (
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
@@ -44,7 +45,7 @@ func BenchmarkInspect(b *testing.B) {
 		imgs[i] = synth.Good(int64(i), 256)
 		names[i] = fmt.Sprint(i)
 	}
-	defer closeAll(imgs)
+	defer imageops.CloseAll(imgs)
 	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -107,7 +108,7 @@ func benchPatchCore(b *testing.B, scale int) {
 		imgs[i] = synth.Good(int64(i), 300)
 		names[i] = fmt.Sprint(i)
 	}
-	defer closeAll(imgs)
+	defer imageops.CloseAll(imgs)
 	start := time.Now()
 	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/engine"
 	"github.com/inspectd/inspectd/engine/tiny"
 	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/internal/testenv"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
@@ -115,14 +116,8 @@ func goodImages(t testing.TB, n int, seed int64) []gocv.Mat {
 	for i := range imgs {
 		imgs[i] = synth.Good(seed+int64(i), imgSize)
 	}
-	t.Cleanup(func() { closeAll(imgs) })
+	t.Cleanup(func() { imageops.CloseAll(imgs) })
 	return imgs
-}
-
-func closeAll(ms []gocv.Mat) {
-	for _, m := range ms {
-		m.Close()
-	}
 }
 
 func calibrate(t testing.TB, method model.Method) *fixture {
@@ -184,7 +179,7 @@ func defects(t testing.TB) []gocv.Mat {
 			out = append(out, img)
 		}
 	}
-	t.Cleanup(func() { closeAll(out) })
+	t.Cleanup(func() { imageops.CloseAll(out) })
 	return out
 }
 

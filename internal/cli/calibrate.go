@@ -262,11 +262,7 @@ func calibrateFiles(ctx context.Context, files []string, cfg calibration.Config,
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, m := range imgs {
-			m.Close()
-		}
-	}()
+	defer imageops.CloseAll(imgs)
 	return calibrateMats(ctx, imgs, used, cfg, stderr)
 }
 
