@@ -25,6 +25,9 @@ import (
 // calibration.Defaults, and returns a function producing the Config.
 func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	d := calibration.Defaults()
+	// The patch methods' flags show the default method's values; like every
+	// flag, they apply only when given.
+	pd := calibration.DefaultsFor(calibration.DefaultMethod)
 	method := fs.String("method", string(calibration.DefaultMethod), "density, one of those registered: "+strings.Join(calibration.Methods(), ", ")+" (README, \"Accuracy\"); flags not given take the method's defaults, not the values shown here")
 	backbone := fs.String("backbone", "", "backbone ONNX file (a path), or file name looked up beside INSPECTD_BACKBONE and in .deps/models (default: INSPECTD_BACKBONE when it has the method's taps, else the method's file: "+d.Backbone+" for flow, resnet50v2_s16.onnx for patchcore and cflow)")
 	taps := fs.String("taps", strings.Join(d.Features.Taps, ","), "backbone outputs used as features (comma separated)")
@@ -32,10 +35,10 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	aspect := fs.Bool("aspect", d.Features.Aspect, "keep the aspect ratio: short side = scale, rounded to --stride")
 	stride := fs.Int("stride", 32, "the backbone's largest stride, for --aspect")
 	dims := fs.String("dims", "", "patch methods: channels kept per tap (comma separated, 0 keeps all)")
-	neigh := fs.Int("neighbourhood", 3, "patch methods: side of the square each position is averaged over")
+	neigh := fs.Int("neighbourhood", pd.Local.Grid.Neighbourhood, "patch methods: side of the square each position is averaged over")
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
-	top := fs.Float64("top", 0.01, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
-	normFloor := fs.Float64("norm-floor", 0.5, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
+	top := fs.Float64("top", pd.Local.Top, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
+	normFloor := fs.Float64("norm-floor", pd.Local.NormFloor, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
 	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects and keep the best; not the default, its thresholds run loose, see README)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
