@@ -276,11 +276,11 @@ func FuzzPaDiMLoad(f *testing.F) {
 	})
 }
 
-// BenchmarkPaDiM: the default configuration on a 40x40 grid of 512 values
-// (the default trunk's taps at 320 px), fitted on 16 images; one op scores
+// BenchmarkPaDiM: the default configuration on a 56x56 grid of 512 values
+// (the default trunk's taps at 448 px), fitted on 16 images; one op scores
 // one image. The model must stay under 100 MB.
 func BenchmarkPaDiM(b *testing.B) {
-	const h, w, dim, images = 40, 40, 512, 16
+	const h, w, dim, images = 56, 56, 512, 16
 	r := rand.New(rand.NewPCG(1, 2))
 	n := images * h * w
 	x := make([]float32, n*dim)
