@@ -133,7 +133,8 @@ func DefaultsFor(m model.Method) Config {
 	// 7.2%). Picking the candidate whose probes clear its own threshold
 	// best favours the candidate whose sixteen leave-one-out scores came
 	// out low by chance.
-	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5}
+	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
+		HeatGuide: 1e-4}
 	switch m {
 	case local.MethodPatchCore:
 		c.Local.Density = json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)

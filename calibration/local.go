@@ -120,7 +120,11 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	if math.IsNaN(info.Value) {
 		return nil, errors.New("calibration produced a NaN threshold")
 	}
-	mc, err := json.Marshal(pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: best.dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor})
+	lm := pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: best.dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor}
+	if cfg.Local.HeatGuide > 0 {
+		lm.HeatGuide, lm.HeatGuideRadius = cfg.Local.HeatGuide, pipeline.GuideRadius(h, w)
+	}
+	mc, err := json.Marshal(lm)
 	if err != nil {
 		return nil, err
 	}

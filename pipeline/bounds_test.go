@@ -31,6 +31,9 @@ func TestLocalMethodBounds(t *testing.T) {
 		{"neighbourhood 1001", `{"grid":{"neighbourhood":1001,"dims":[0]}}`, "neighbourhood"},
 		{"channels 1e6", `{"grid":{"neighbourhood":3,"dims":[1000000]}}`, "channel count"},
 		{"top 7", `{"grid":{"neighbourhood":3,"dims":[0]},"top":7}`, "top share"},
+		{"heat guide eps 2", `{"grid":{"neighbourhood":3,"dims":[0]},"heat_guide":2,"heat_guide_radius":4}`, "heat guide eps"},
+		{"heat guide radius 1000", `{"grid":{"neighbourhood":3,"dims":[0]},"heat_guide":0.0001,"heat_guide_radius":1000}`, "heat guide radius"},
+		{"heat guide radius -1", `{"grid":{"neighbourhood":3,"dims":[0]},"heat_guide_radius":-1}`, "heat guide radius"},
 		{"not an object", `"big"`, "configuration"},
 		{"cflow hidden 1e5", `{"grid":{"neighbourhood":3,"dims":[0]},"density":{"hidden":100000}}`, "cflow: hidden"},
 	}
@@ -57,4 +60,18 @@ func validateMethodOnly(m model.Manifest) error {
 	m.Features = features.Config{Taps: []string{"t"}, Scales: []int{224}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
 	m.Transforms = transform.Config{Mode: transform.None}
 	return m.Validate(-1)
+}
+
+func TestGuideRadius(t *testing.T) {
+	for _, tc := range []struct{ h, w, want int }{
+		{56, 56, 4},   // 448 px square: one cell is 4 heat pixels
+		{28, 28, 8},   // 224 px
+		{56, 138, 3},  // a 1130x460 strip at 448 px
+		{500, 500, 1}, // finer than the heat map: never 0
+		{0, 7, 1},
+	} {
+		if got := GuideRadius(tc.h, tc.w); got != tc.want {
+			t.Errorf("GuideRadius(%d, %d) = %d, want %d", tc.h, tc.w, got, tc.want)
+		}
+	}
 }

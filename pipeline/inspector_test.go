@@ -205,6 +205,17 @@ func TestCalibratedInspector(t *testing.T) {
 			}
 			disk := inspector(t, loaded, fx.ex, fx.sha)
 
+			if local.Is(string(method)) {
+				// Calibration records the heat guide with a radius for its
+				// grid, so its heat maps are refined.
+				var lm pipeline.LocalMethod
+				if err := json.Unmarshal(fx.model.Manifest.MethodConfig, &lm); err != nil {
+					t.Fatal(err)
+				}
+				if lm.HeatGuide <= 0 || lm.HeatGuideRadius < 1 {
+					t.Errorf("heat guide eps %v, radius %d: want both set", lm.HeatGuide, lm.HeatGuideRadius)
+				}
+			}
 			goodMem := scores(t, mem, held, false)
 			goodDisk := scores(t, disk, held, false)
 			goodAgain := scores(t, mem, held, false)

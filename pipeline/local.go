@@ -28,6 +28,14 @@ type LocalMethod struct {
 	// good parts' leave-one-out maps (PositionNorm), this share of the
 	// median deviation added to every deviation.
 	NormFloor float64 `json:"norm_floor,omitempty"`
+	// HeatGuide, when > 0, is the eps of the guided filter that refines the
+	// heat map along the part's own structure over HeatGuideRadius heat
+	// pixels (imageops.GuidedFilter): a grid cell is several pixels, a crack
+	// one or two. The image score does not use it. Calibration sets the
+	// radius from the grid (GuideRadius); models made before it have 0 and
+	// keep the plain blurred map.
+	HeatGuide       float64 `json:"heat_guide,omitempty"`
+	HeatGuideRadius int     `json:"heat_guide_radius,omitempty"`
 }
 
 // Validate names the first bad setting.
@@ -37,6 +45,12 @@ func (m LocalMethod) Validate(taps int) error {
 	}
 	if !(m.NormFloor >= 0 && m.NormFloor <= 100) {
 		return fmt.Errorf("local: norm floor %v outside [0, 100]", m.NormFloor)
+	}
+	if !(m.HeatGuide >= 0 && m.HeatGuide <= 1) {
+		return fmt.Errorf("local: heat guide eps %v outside [0, 1]", m.HeatGuide)
+	}
+	if m.HeatGuideRadius < 0 || m.HeatGuideRadius > HeatSize/4 {
+		return fmt.Errorf("local: heat guide radius %d outside 0..%d", m.HeatGuideRadius, HeatSize/4)
 	}
 	return m.Grid.Validate(taps)
 }
@@ -72,6 +86,9 @@ type Local struct {
 	Norm       *PositionNorm // nil: raw distances
 	Transforms transform.Config
 	Sigma      float64 // blur of the score map at HeatSize, in pixels
+	// Guide and GuideRadius: see LocalMethod.HeatGuide (0: no refinement).
+	Guide       float64
+	GuideRadius int
 }
 
 // loadLocal rebuilds a model's patch density.
@@ -103,7 +120,8 @@ func loadLocal(m *model.Model, ex *features.Extractor) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Local{Norm: norm, Dens: d, Grid: lm.Grid, Top: lm.Top, Transforms: man.Transforms, Sigma: man.HeatmapSigma}, nil
+	return &Local{Norm: norm, Dens: d, Grid: lm.Grid, Top: lm.Top, Transforms: man.Transforms, Sigma: man.HeatmapSigma,
+		Guide: lm.HeatGuide, GuideRadius: lm.HeatGuideRadius}, nil
 }
 
 // Patches returns the patch rows of each view (already transformed), with
@@ -136,7 +154,37 @@ func (l *Local) Inspect(ctx context.Context, ex *features.Extractor, part gocv.M
 		return 0, nil, err
 	}
 	s, heat := l.Finish(m, l.Norm, withHeat)
+	if withHeat && l.Guide > 0 && l.GuideRadius > 0 {
+		if heat, err = l.refine(part, heat); err != nil {
+			return 0, nil, err
+		}
+	}
 	return s, heat, nil
+}
+
+// refine sharpens the heat map along the part's own structure (see
+// LocalMethod.HeatGuide); negative overshoot at the guide's edges is cut,
+// as a heat map is >= 0.
+func (l *Local) refine(part gocv.Mat, heat []float32) ([]float32, error) {
+	g, err := imageops.Guide(part, HeatSize)
+	if err != nil {
+		return nil, fmt.Errorf("heat map guide: %w", err)
+	}
+	out := imageops.GuidedFilter(g, heat, HeatSize, HeatSize, l.GuideRadius, l.Guide)
+	for i, v := range out {
+		out[i] = max(v, 0)
+	}
+	return out, nil
+}
+
+// GuideRadius is the heat guide's radius for a grid of h x w cells: about
+// one cell of the HeatSize map, the scale at which patch scores are unsure
+// where within their cell the defect lies.
+func GuideRadius(h, w int) int {
+	if h <= 0 || w <= 0 {
+		return 1
+	}
+	return max(1, int(math.Round(HeatSize/math.Sqrt(float64(h*w)))))
 }
 
 // Map is the raw patch score map of a part (HeatSize x HeatSize, the views'

@@ -39,6 +39,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
 	top := fs.Float64("top", pd.Local.Top, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	normFloor := fs.Float64("norm-floor", pd.Local.NormFloor, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
+	heatGuide := fs.Float64("heat-guide", pd.Local.HeatGuide, "patch methods: sharpen the heat map along the part's own edges and lines with a guided filter of this eps (on luminance stretched to 0..1; 0: the plain blurred map); the image score does not use it")
 	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects and keep the best; not the default, its thresholds run loose, see README)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
@@ -90,6 +91,9 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 		}
 		if set["norm-floor"] {
 			c.Local.NormFloor = *normFloor
+		}
+		if set["heat-guide"] {
+			c.Local.HeatGuide = *heatGuide
 		}
 		if set["top"] {
 			c.Local.Top = *top
