@@ -8,6 +8,7 @@ import (
 	"image"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,6 +215,19 @@ func TestCalibratedInspector(t *testing.T) {
 				}
 				if lm.HeatGuide <= 0 || lm.HeatGuideRadius < 1 {
 					t.Errorf("heat guide eps %v, radius %d: want both set", lm.HeatGuide, lm.HeatGuideRadius)
+				}
+				// The same model without the guide (as models made before
+				// it are) scores the same and gives a different heat map.
+				lm.HeatGuide, lm.HeatGuideRadius = 0, 0
+				plain := *fx.model
+				plain.Manifest.MethodConfig, _ = json.Marshal(lm)
+				a := scores(t, mem, bad[:1], true)[0]
+				b := scores(t, inspector(t, &plain, fx.ex, fx.sha), bad[:1], true)[0]
+				if a.Score != b.Score {
+					t.Errorf("score %v with the heat guide, %v without", a.Score, b.Score)
+				}
+				if slices.Equal(a.Heat, b.Heat) {
+					t.Error("heat map the same with and without the heat guide")
 				}
 			}
 			goodMem := scores(t, mem, held, false)
