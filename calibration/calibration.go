@@ -304,14 +304,14 @@ func BuildCache(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat, fi
 
 // BuildCacheWith is BuildCache taking vectors from store when it has them.
 // Views are drawn exactly as without a store, so the result is the same;
-// colour jitter makes views that an angle does not name, so with jitter
-// the store is not used.
+// colour jitter, flips and shifts make views that an angle does not name,
+// so with them the store is not used.
 func BuildCacheWith(ctx context.Context, ex *features.Extractor, imgs []gocv.Mat, files []string, cfg Config, store VectorStore, prog Progress) (*Cache, error) {
 	c := &Cache{Dim: ex.Dim(), Images: len(imgs), TrainViews: cfg.TrainViews, TestViews: cfg.TestViews, Files: files}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
 	test := cfg.Transforms.TestAngles(cfg.TestViews)
 	c.TestViews = len(test)
-	if cfg.Transforms.Jitters() {
+	if cfg.Transforms.Unnamed() {
 		store = nil
 	}
 	for i, img := range imgs {

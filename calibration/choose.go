@@ -30,13 +30,17 @@ const maxCandidateViews = 64
 // fits is a property of the product, not of the method: a part whose
 // orientation is fixed on the line is hurt by rotations (a rotated busbar
 // or edge is a good-looking match for a scratch), a round part or a texture
-// needs them, and a line with uneven lighting needs brightness changes.
-// None of this is known before the product's own good parts are seen.
+// needs them, a symmetric part or texture is as good mirrored, a part the
+// line does not place exactly needs shifts, and a line with uneven lighting
+// needs brightness changes. None of this is known before the product's own
+// good parts are seen.
 func Candidates() []Candidate {
 	return []Candidate{
 		{Name: "none", Transforms: transform.Config{Mode: transform.None}, TrainViews: 1},
 		{Name: "small-rotations", Transforms: transform.Config{Mode: transform.Small, MaxAngle: 10}, TrainViews: 4},
 		{Name: "rotations", Transforms: transform.Config{Mode: transform.Rotate}, TrainViews: 4},
+		{Name: "flips", Transforms: transform.Config{Mode: transform.None, Flips: true}, TrainViews: 4},
+		{Name: "shifts", Transforms: transform.Config{Mode: transform.None, Shift: 0.04}, TrainViews: 4},
 		{Name: "lighting", Transforms: transform.Config{Mode: transform.None, Brightness: 0.2, Contrast: 0.2}, TrainViews: 4},
 	}
 }

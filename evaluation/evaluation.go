@@ -347,10 +347,10 @@ func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha st
 }
 
 // openFeatureCache opens the feature cache for one extraction setup. Test
-// views are never jittered, so jitter is not part of the key (training views
-// with jitter bypass the cache).
+// views are never jittered, mirrored or shifted, so those are not part of
+// the key (training views with them bypass the cache).
 func openFeatureCache(dir string, dim int, backboneSHA string, feat features.Config, tr transform.Config, roi string) (*featcache.Cache, error) {
-	tr.Brightness, tr.Contrast, tr.Saturation = 0, 0, 0
+	tr = tr.AnglesOnly()
 	return featcache.Open(dir, dim, struct {
 		Backbone   string
 		Features   features.Config

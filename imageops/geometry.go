@@ -95,3 +95,18 @@ func VFlip(src gocv.Mat) gocv.Mat {
 	gocv.Flip(src, &dst, 0)
 	return dst
 }
+
+// Shift moves src by dx pixels right and dy down, keeping its size; the
+// uncovered border is filled by reflect-101, as in Rotate.
+func Shift(src gocv.Mat, dx, dy int) gocv.Mat {
+	m := gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F)
+	defer m.Close()
+	m.SetDoubleAt(0, 0, 1)
+	m.SetDoubleAt(0, 2, float64(dx))
+	m.SetDoubleAt(1, 1, 1)
+	m.SetDoubleAt(1, 2, float64(dy))
+	dst := gocv.NewMat()
+	gocv.WarpAffineWithParams(src, &dst, m, image.Pt(src.Cols(), src.Rows()),
+		gocv.InterpolationNearestNeighbor, gocv.BorderReflect101, colorBlack)
+	return dst
+}

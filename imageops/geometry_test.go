@@ -2,6 +2,7 @@ package imageops
 
 import (
 	"image"
+	"slices"
 	"strings"
 	"testing"
 
@@ -202,5 +203,35 @@ func TestFlips(t *testing.T) {
 		if a, b := v.GetVecbAt(p.Y, p.X), src.GetVecbAt(4-p.Y, p.X); a[0] != b[0] || a[2] != b[2] {
 			t.Errorf("VFlip at %v = %v, want %v", p, a, b)
 		}
+	}
+}
+
+func TestShift(t *testing.T) {
+	src := randomMat(t, 9, 11, gocv.MatTypeCV8UC3, 9)
+	defer src.Close()
+	for _, tc := range []struct{ dx, dy int }{{0, 0}, {3, 0}, {0, -2}, {-4, 5}} {
+		out := Shift(src, tc.dx, tc.dy)
+		if out.Rows() != 9 || out.Cols() != 11 || out.Type() != src.Type() {
+			t.Fatalf("shift %v: %dx%d type %v", tc, out.Cols(), out.Rows(), out.Type())
+		}
+		for y := range 9 {
+			for x := range 11 {
+				sx, sy := x-tc.dx, y-tc.dy
+				if sx < 0 || sy < 0 || sx >= 11 || sy >= 9 {
+					continue // border: reflected, checked below
+				}
+				if a, b := out.GetVecbAt(y, x), src.GetVecbAt(sy, sx); !slices.Equal(a, b) {
+					t.Fatalf("shift %v at (%d,%d) = %v, want %v from (%d,%d)", tc, x, y, a, b, sx, sy)
+				}
+			}
+		}
+		if tc.dx == 3 {
+			// reflect-101: column 0 of the result comes from source column
+			// -3, mirrored about column 0 without repeating it: column 3.
+			if a, b := out.GetVecbAt(0, 0), src.GetVecbAt(0, 3); !slices.Equal(a, b) {
+				t.Errorf("border at (0,0) = %v, want the mirrored %v", a, b)
+			}
+		}
+		out.Close()
 	}
 }

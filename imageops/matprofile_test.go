@@ -53,6 +53,7 @@ func TestNoLeakedMats(t *testing.T) {
 			func(m gocv.Mat) gocv.Mat { return Rotate(m, 33) },
 			func(m gocv.Mat) gocv.Mat { return Rotate(m, 0) },
 			HFlip, VFlip,
+			func(m gocv.Mat) gocv.Mat { return Shift(m, 3, -2) },
 			func(m gocv.Mat) gocv.Mat { return Jitter(m, 0.3, 0.3, 0.3, rand.New(rand.NewPCG(1, 1))) },
 		} {
 			out := f(src)
@@ -68,6 +69,11 @@ func TestNoLeakedMats(t *testing.T) {
 		view.Close()
 		heat := gaussMap(7, 7, 3, 3, 1)
 		heat = GaussianBlur(RotateMap(ResizeMap(heat, 7, 7, 14, 14), 14, 14, 20), 14, 14, 2)
+		guide, err := Guide(src, 14)
+		if err != nil {
+			t.Fatal(err)
+		}
+		heat = GuidedFilter(guide, heat, 14, 14, 2, 1e-4)
 		ov := Overlay(src, heat, 14, 14, 0, 1)
 		ov.Close()
 		mm := MapToMat(heat, 14, 14)

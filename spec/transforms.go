@@ -21,7 +21,19 @@ type Transforms struct {
 	Brightness float64       `json:"brightness,omitempty"`
 	Contrast   float64       `json:"contrast,omitempty"`
 	Saturation float64       `json:"saturation,omitempty"`
+	// Flips mirrors each training view at random (left-right, top-bottom,
+	// both or neither): for products whose good variation looks the same
+	// mirrored.
+	Flips bool `json:"flips,omitempty"`
+	// Shift moves each training view by up to this share of its width and
+	// height (mirrored border): for parts that never sit at exactly the same
+	// place in the frame.
+	Shift float64 `json:"shift,omitempty"`
 }
+
+// MaxShift bounds Transforms.Shift: beyond a quarter of the part, a view
+// shows more border than part.
+const MaxShift = 0.25
 
 // Validate names the first bad setting.
 func (c Transforms) Validate() error {
@@ -38,6 +50,9 @@ func (c Transforms) Validate() error {
 		if v < 0 || v >= 1 {
 			return fmt.Errorf("transform: %s jitter %g must be in [0, 1)", name, v)
 		}
+	}
+	if !(c.Shift >= 0 && c.Shift <= MaxShift) {
+		return fmt.Errorf("transform: shift %g must be in [0, %g]", c.Shift, MaxShift)
 	}
 	return nil
 }
@@ -73,4 +88,19 @@ func (c Transforms) TrainAngle(rng *rand.Rand) float64 {
 }
 
 // Jitters reports whether colour jitter is enabled.
+//
+// Flips and shifts, like jitter, apply to training views only: a part is
+// scored as it is (or at TestAngles).
 func (c Transforms) Jitters() bool { return c.Brightness > 0 || c.Contrast > 0 || c.Saturation > 0 }
+
+// Unnamed reports whether training views get random changes that their
+// angle does not name (jitter, flips, shifts): such views cannot be looked
+// up by angle in a feature cache.
+func (c Transforms) Unnamed() bool { return c.Jitters() || c.Flips || c.Shift > 0 }
+
+// AnglesOnly is c without the changes Unnamed reports: all that test views
+// (never jittered, mirrored or shifted) depend on.
+func (c Transforms) AnglesOnly() Transforms {
+	c.Brightness, c.Contrast, c.Saturation, c.Flips, c.Shift = 0, 0, 0, false, 0
+	return c
+}

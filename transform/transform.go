@@ -6,6 +6,7 @@
 package transform
 
 import (
+	"math"
 	"math/rand/v2"
 
 	"gocv.io/x/gocv"
@@ -27,8 +28,9 @@ const (
 // lives in package spec, free of native code, for that reason.
 type Config = spec.Transforms
 
-// Apply returns img rotated by angle, plus colour jitter of c when rng is
-// given and jitter is on. The caller closes the result.
+// Apply returns img rotated by angle and, when rng is given (a training
+// view), mirrored, shifted and colour-jittered at random as c asks. The
+// caller closes the result.
 func Apply(c Config, img gocv.Mat, angle float64, rng *rand.Rand) gocv.Mat {
 	var out gocv.Mat
 	if angle == 0 {
@@ -36,10 +38,33 @@ func Apply(c Config, img gocv.Mat, angle float64, rng *rand.Rand) gocv.Mat {
 	} else {
 		out = imageops.Rotate(img, angle)
 	}
-	if rng != nil && c.Jitters() {
-		j := imageops.Jitter(out, c.Brightness, c.Contrast, c.Saturation, rng)
+	if rng == nil {
+		return out
+	}
+	then := func(next gocv.Mat) {
 		out.Close()
-		out = j
+		out = next
+	}
+	if c.Flips {
+		switch rng.IntN(4) {
+		case 1:
+			then(imageops.HFlip(out))
+		case 2:
+			then(imageops.VFlip(out))
+		case 3:
+			then(imageops.HFlip(out))
+			then(imageops.VFlip(out))
+		}
+	}
+	if c.Shift > 0 {
+		dx := int(math.Round((2*rng.Float64() - 1) * c.Shift * float64(out.Cols())))
+		dy := int(math.Round((2*rng.Float64() - 1) * c.Shift * float64(out.Rows())))
+		if dx != 0 || dy != 0 {
+			then(imageops.Shift(out, dx, dy))
+		}
+	}
+	if c.Jitters() {
+		then(imageops.Jitter(out, c.Brightness, c.Contrast, c.Saturation, rng))
 	}
 	return out
 }

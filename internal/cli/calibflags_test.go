@@ -60,3 +60,48 @@ func TestCalibFlagsPerDensity(t *testing.T) {
 		})
 	}
 }
+
+// --flips and --shift act on training views: given alone they bring four;
+// with --mode auto they are refused (the choice sets the transformations);
+// out-of-range shifts are refused by validation.
+func TestCalibFlagsFlipsShift(t *testing.T) {
+	tests := []struct {
+		args  []string
+		want  string // error substring, "" for none
+		flips bool
+		shift float64
+		views int
+	}{
+		{[]string{"--flips"}, "", true, 0, 4},
+		{[]string{"--shift", "0.05", "--train-views", "2"}, "", false, 0.05, 2},
+		{[]string{"--method", "flow", "--flips"}, "", true, 0, 4},
+		{[]string{"--mode", "auto", "--flips"}, "--mode auto", false, 0, 0},
+		{[]string{"--shift", "0.5"}, "shift", false, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfgFn := calibFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := cfgFn()
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Transforms.Flips != tc.flips || cfg.Transforms.Shift != tc.shift || cfg.TrainViews < tc.views {
+				t.Errorf("flips %v, shift %v, %d train views; want %v, %v, %d", cfg.Transforms.Flips, cfg.Transforms.Shift, cfg.TrainViews, tc.flips, tc.shift, tc.views)
+			}
+		})
+	}
+}

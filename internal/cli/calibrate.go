@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -41,6 +42,8 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	normFloor := fs.Float64("norm-floor", pd.Local.NormFloor, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
 	heatGuide := fs.Float64("heat-guide", pd.Local.HeatGuide, "patch methods: sharpen the heat map along the part's own edges and lines with a guided filter of this eps (on luminance stretched to 0..1; 0: the plain blurred map); the image score does not use it")
 	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects and keep the best; not the default, its thresholds run loose, see README)")
+	flips := fs.Bool("flips", false, "mirror training views at random (left-right, top-bottom; --train-views 4 unless given)")
+	shift := fs.Float64("shift", 0, "move training views at random by up to this share of the part's size, 0..0.25 (--train-views 4 unless given)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
 	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
 	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")
@@ -125,6 +128,17 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
 			if c.Transforms.Mode == transform.Small {
 				c.Transforms.MaxAngle = *maxAngle
+			}
+		}
+		if set["flips"] || set["shift"] {
+			if c.Choose != nil {
+				return c, errors.New("--flips and --shift set the transformations; --mode auto chooses them")
+			}
+			c.Transforms.Flips, c.Transforms.Shift = *flips, *shift
+			if !set["train-views"] && c.TrainViews < 2 {
+				// They act on the extra training views: without any, they
+				// would do nothing.
+				c.TrainViews = 4
 			}
 		}
 		ints := []struct {
