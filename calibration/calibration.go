@@ -127,12 +127,13 @@ func DefaultsFor(m model.Method) Config {
 	c.Transforms = transform.Config{Mode: transform.None}
 	c.TrainViews, c.TestViews = 1, 1
 	// Choosing the transformations (Choose = Candidates(), --mode auto) is
-	// not the default: over eight random draws of 16 good ELPV mono cells,
+	// not the default: over eight random draws of 16 good ELPV mono cells
+	// (256 px, before pick asked for a clear margin over the plainest set),
 	// the chosen candidate's thresholds rejected 6.0% / 7.2% / 9.6% of good
 	// test cells at targets 1 / 2 / 5% (the bank as it is: 2.1 / 4.8 /
 	// 7.2%). Picking the candidate whose probes clear its own threshold
 	// best favours the candidate whose sixteen leave-one-out scores came
-	// out low by chance.
+	// out low by chance; the margin is not yet measured over draws.
 	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
 		HeatGuide: 1e-4}
 	switch m {

@@ -18,11 +18,15 @@ func TestPick(t *testing.T) {
 		probes int
 		want   string
 	}{
-		{"most caught wins", []model.CandidateEvidence{ev("none", 0.25, 0.1), ev("rot", 0.5, -0.2)}, 32, "rot"},
-		{"within one probe the margin decides", []model.CandidateEvidence{ev("none", 0.5, 0.3), ev("rot", 0.5+1.0/32, 0.1)}, 32, "none"},
-		{"two probes apart the catch decides", []model.CandidateEvidence{ev("none", 0.5, 0.3), ev("rot", 0.5+2.0/32, 0.1)}, 32, "rot"},
-		{"exact tie keeps the plainest", []model.CandidateEvidence{ev("none", 0.5, 0.1), ev("rot", 0.5, 0.1)}, 32, "none"},
-		{"nothing caught: the margin decides", []model.CandidateEvidence{ev("none", 0, -0.6), ev("small", 0, -0.4), ev("rot", 0, -0.5)}, 32, "small"},
+		{"clearly more caught wins", []model.CandidateEvidence{ev("none", 0.25, 0.1), ev("rot", 0.5, -0.2)}, 32, "rot"},
+		{"three probes more keep the plainest", []model.CandidateEvidence{ev("none", 0.5, 0.1), ev("rot", 0.5+3.0/32, 0.3)}, 32, "none"},
+		{"four probes more win", []model.CandidateEvidence{ev("none", 0.5, 0.3), ev("rot", 0.5+4.0/32, 0.1)}, 32, "rot"},
+		{"few probes: three more are needed", []model.CandidateEvidence{ev("none", 0.5, 0.3), ev("rot", 0.5+3.0/8, 0.1)}, 8, "rot"},
+		{"a tenth of many probes is needed", []model.CandidateEvidence{ev("none", 0.5, 0.3), ev("rot", 0.5+5.0/64, 0.4)}, 64, "none"},
+		{"among clear winners, within one probe the margin decides", []model.CandidateEvidence{ev("none", 0.2, 0.3), ev("rot", 0.5, 0.1), ev("small", 0.5+1.0/32, 0.05), ev("flips", 0.5, 0.2)}, 32, "flips"},
+		{"among clear winners, two probes apart the catch decides", []model.CandidateEvidence{ev("none", 0.2, 0.3), ev("rot", 0.5, 0.4), ev("small", 0.5+2.0/32, 0.05)}, 32, "small"},
+		{"exact tie keeps the earlier", []model.CandidateEvidence{ev("none", 0.2, 0.1), ev("rot", 0.5, 0.1), ev("small", 0.5, 0.1)}, 32, "rot"},
+		{"nothing caught: the plainest", []model.CandidateEvidence{ev("none", 0, -0.6), ev("small", 0, -0.4), ev("rot", 0, -0.5)}, 32, "none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			i, err := pick(tc.evs, tc.probes)
