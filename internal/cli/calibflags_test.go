@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/local"
 )
 
@@ -35,21 +36,9 @@ func TestCalibFlagsPerDensity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			cfgFn := calibFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := cfgFn()
-			if tc.want != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("err %v, want %q", err, tc.want)
-				}
+			cfg, err := parseCalibFlags(t, tc.args)
+			if expectedError(t, err, tc.want) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tc.density(cfg.Local.Density) {
 				t.Fatalf("density configuration %s", cfg.Local.Density)
@@ -80,28 +69,45 @@ func TestCalibFlagsFlipsShift(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			cfgFn := calibFlags(fs)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := cfgFn()
+			cfg, err := parseCalibFlags(t, tc.args)
 			if err == nil {
 				err = cfg.Validate()
 			}
-			if tc.want != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("err %v, want %q", err, tc.want)
-				}
+			if expectedError(t, err, tc.want) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.Transforms.Flips != tc.flips || cfg.Transforms.Shift != tc.shift || cfg.TrainViews < tc.views {
 				t.Errorf("flips %v, shift %v, %d train views; want %v, %v, %d", cfg.Transforms.Flips, cfg.Transforms.Shift, cfg.TrainViews, tc.flips, tc.shift, tc.views)
 			}
 		})
 	}
+}
+
+// parseCalibFlags parses args as calibrate's flags and returns the Config
+// they make (not yet validated).
+func parseCalibFlags(t *testing.T, args []string) (calibration.Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgFn := calibFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFn()
+}
+
+// expectedError fails the test unless err is what want asks ("" for none)
+// and says whether an error was expected (the case ends there).
+func expectedError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err %v, want %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
 }
