@@ -137,19 +137,16 @@ func pick(evs []model.CandidateEvidence, probes int) (int, error) {
 	}
 	n := float64(max(probes, 1))
 	need := evs[0].Caught + max(3, math.Ceil(0.1*n))/n - 1e-9
-	cands := []int{0}
+	var cands []int // richer sets that clearly beat the plainest
+	best := 0.0
 	for i := 1; i < len(evs); i++ {
 		if evs[i].Caught >= need {
 			cands = append(cands, i)
+			best = max(best, evs[i].Caught)
 		}
 	}
-	if len(cands) == 1 {
+	if len(cands) == 0 {
 		return 0, nil
-	}
-	cands = cands[1:] // the plainest is clearly beaten
-	best := evs[cands[0]].Caught
-	for _, i := range cands {
-		best = max(best, evs[i].Caught)
 	}
 	chosen := -1
 	for _, i := range cands {

@@ -63,7 +63,8 @@ func TestCalibFlagsFlipsShift(t *testing.T) {
 	}{
 		{[]string{"--flips"}, "", true, 0, 4},
 		{[]string{"--shift", "0.05", "--train-views", "2"}, "", false, 0.05, 2},
-		{[]string{"--method", "flow", "--flips"}, "", true, 0, 4},
+		{[]string{"--method", "flow", "--flips"}, "", true, 0, calibration.Defaults().TrainViews},
+		{[]string{"--shift", "0"}, "", false, 0, 1}, // nothing to vary: no extra views
 		{[]string{"--mode", "auto", "--flips"}, "--mode auto", false, 0, 0},
 		{[]string{"--shift", "0.5"}, "shift", false, 0, 0},
 	}
@@ -76,7 +77,7 @@ func TestCalibFlagsFlipsShift(t *testing.T) {
 			if expectedError(t, err, tc.want) {
 				return
 			}
-			if cfg.Transforms.Flips != tc.flips || cfg.Transforms.Shift != tc.shift || cfg.TrainViews < tc.views {
+			if cfg.Transforms.Flips != tc.flips || cfg.Transforms.Shift != tc.shift || cfg.TrainViews != tc.views {
 				t.Errorf("flips %v, shift %v, %d train views; want %v, %v, %d", cfg.Transforms.Flips, cfg.Transforms.Shift, cfg.TrainViews, tc.flips, tc.shift, tc.views)
 			}
 		})

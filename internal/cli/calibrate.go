@@ -41,7 +41,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	top := fs.Float64("top", pd.Local.Top, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	normFloor := fs.Float64("norm-floor", pd.Local.NormFloor, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
 	heatGuide := fs.Float64("heat-guide", pd.Local.HeatGuide, "patch methods: sharpen the heat map along the part's own edges and lines with a guided filter of this eps (on luminance stretched to 0..1; 0: the plain blurred map); the image score does not use it")
-	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations and lighting changes on the good parts with synthetic defects and keep the best; not the default, its thresholds run loose, see README)")
+	mode := fs.String("mode", string(d.Transforms.Mode), "transformations: none, small (rotations within --max-angle), rotate (full circle), or auto (patch methods: compare none, small rotations, rotations, flips, shifts and lighting changes on the good parts with synthetic defects, and leave none only for a set that catches clearly more; not the default, its thresholds are not yet measured over draws, see README)")
 	flips := fs.Bool("flips", false, "mirror training views at random (left-right, top-bottom; --train-views 4 unless given)")
 	shift := fs.Float64("shift", 0, "move training views at random by up to this share of the part's size, 0..0.25 (--train-views 4 unless given)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
@@ -135,7 +135,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 				return c, errors.New("--flips and --shift set the transformations; --mode auto chooses them")
 			}
 			c.Transforms.Flips, c.Transforms.Shift = *flips, *shift
-			if !set["train-views"] && c.TrainViews < 2 {
+			if c.Transforms.Unnamed() && !set["train-views"] && c.TrainViews < 2 {
 				// They act on the extra training views: without any, they
 				// would do nothing.
 				c.TrainViews = 4
