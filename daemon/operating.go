@@ -51,15 +51,15 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 	if !(target > 0 && target < 0.5) {
 		target = operating.DefaultTargetFRR
 	}
+	method, err := evalstats.ParseThresholdMethod(man.Threshold.Method)
+	if err != nil {
+		d.log.Warn("model's threshold method unknown here; INSPECTD_FRR and refinement use the automatic choice", "model", man.ID, "err", err)
+		method = evalstats.MethodAuto
+	}
 	switch {
 	case d.cfg.Threshold > 0:
 		start, src = d.cfg.Threshold, operating.SourceOverride
 	case d.cfg.FRR > 0:
-		method, err := evalstats.ParseThresholdMethod(man.Threshold.Method)
-		if err != nil {
-			d.log.Warn("model's threshold method unknown here; INSPECTD_FRR uses the automatic choice", "model", man.ID, "err", err)
-			method = evalstats.MethodAuto
-		}
 		v, err := evalstats.ThresholdForFRR(man.Training.GoodScores, d.cfg.FRR, method)
 		if err != nil {
 			return nil, fmt.Errorf("INSPECTD_FRR=%g with model %s (%d out-of-sample good scores): %w", d.cfg.FRR, man.ID, len(man.Training.GoodScores), err)
@@ -68,7 +68,7 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 	}
 	op, err := operating.New(operating.Config{Start: start, Source: src, TargetFRR: target, Refine: d.cfg.Refining(),
 		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: d.cfg.RefineMin, MaxFactor: d.cfg.RefineMax,
-		CalibrationGood: man.Training.GoodScores, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit, Now: time.Now})
+		CalibrationGood: man.Training.GoodScores, TailMethod: method, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit, Now: time.Now})
 	if err != nil {
 		return nil, fmt.Errorf("model %s: operating point: %w", man.ID, err)
 	}

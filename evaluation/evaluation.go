@@ -620,6 +620,10 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		}
 	}
 	nBad := min(len(badParts), int(math.Round(lineDefects/(1-lineDefects)*float64(len(goodParts)))))
+	method, err := evalstats.ParseThresholdMethod(man.Threshold.Method)
+	if err != nil {
+		method = evalstats.MethodAuto
+	}
 	var runs []LineRun
 	for _, seed := range seeds {
 		rng := rand.New(rand.NewPCG(uint64(seed), 0x11e))
@@ -628,7 +632,7 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 			line = append(line, badParts[i])
 		}
 		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed,
-			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR})
+			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method})
 		if err != nil {
 			return nil, fmt.Errorf("simulated line: %w", err)
 		}

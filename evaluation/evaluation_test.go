@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/transform"
@@ -49,9 +50,10 @@ func TestUnionAngles(t *testing.T) {
 
 // lineAfter reports a calibration's line only when it runs past the
 // checkpoint and the model has a threshold to refine, and a calibrated
-// threshold far above a line of well-separated good parts and defects is
-// brought down by the refinement (more defects caught than at the start,
-// few good parts rejected).
+// threshold held high by out-of-sample scores that run above the line's good
+// parts (as fold and leave-one-out scores do) is brought down by the
+// refinement (more defects caught than at the start, few good parts
+// rejected).
 func TestLineAfter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var parts []operating.Part
@@ -60,13 +62,17 @@ func TestLineAfter(t *testing.T) {
 		s := math.Exp(0.2 * rng.NormFloat64())
 		parts = append(parts, operating.Part{Score: s})
 		if i < 16 {
-			good = append(good, s)
+			good = append(good, s*math.Exp(0.5))
 		}
 	}
 	for i := 0; i < 40; i++ {
 		parts = append(parts, operating.Part{Score: 1.6 + 2*rng.Float64(), Defect: true})
 	}
-	man := model.Manifest{Threshold: model.Threshold{Value: 4, TargetFRR: 0.01}}
+	calibrated, err := evalstats.ThresholdForFRR(good, 0.01, evalstats.MethodLogNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := model.Manifest{Threshold: model.Threshold{Value: calibrated, TargetFRR: 0.01}}
 	man.Training.GoodScores = good
 	cases := []struct {
 		name   string
@@ -87,8 +93,10 @@ func TestLineAfter(t *testing.T) {
 			if !ok {
 				return
 			}
-			// At the calibrated 4.0 nothing is caught; refined towards the
-			// good parts' 99th percentile (about 1.6) most defects are.
+			// At the calibrated threshold (about 2.8) few defects are
+			// caught; moved by the line's shift against the calibration's
+			// scores (to about 1.7, the good parts' 99th percentile is
+			// 1.6) most defects are.
 			if l.Catch < 0.5 || l.FRR > 0.05 || l.OracleCatch < l.Catch-1e-12 {
 				t.Errorf("line after %d parts: %+v; want most defects caught, at most 5%% good rejected, oracle >= caught", frrLineAfter, l)
 			}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/operating"
 )
 
@@ -23,9 +24,14 @@ func ExampleSimulate() {
 	}
 	good := make([]float64, 16)
 	for i := range good {
-		good[i] = 5 * math.Exp(0.5+0.5*rng.NormFloat64()) // fold models score higher
+		good[i] = 5 * math.Exp(0.5+0.4*rng.NormFloat64()) // fold models score higher
 	}
-	calibrated := 30.0 // manifest.Threshold.Value
+	// manifest.Threshold.Value: calibration's threshold for 1% from those scores.
+	calibrated, err := evalstats.ThresholdForFRR(good, 0.01, evalstats.MethodLogNormal)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	sim, err := operating.Simulate(parts, calibrated, good, 1, operating.Config{Refine: true, TargetFRR: 0.01})
 	if err != nil {
 		fmt.Println(err)
@@ -36,7 +42,7 @@ func ExampleSimulate() {
 			c.Parts, c.Threshold, c.Source, c.Cumulative.FRR, c.Cumulative.Catch, c.Static.Catch, c.After.FRR, c.After.Catch, c.After.OracleCatch)
 	}
 	// Output:
-	// after 50 parts: threshold 30.0 (calibrated); so far FRR 0.000 catch 0.25 (calibrated: catch 0.25); from here FRR 0.000 catch 0.67, oracle 0.94
-	// after 100 parts: threshold 16.1 (refined); so far FRR 0.000 catch 0.15 (calibrated: catch 0.15); from here FRR 0.000 catch 0.85, oracle 1.00
-	// after 400 parts: threshold 14.9 (refined); so far FRR 0.000 catch 0.62 (calibrated: catch 0.23); from here FRR 0.000 catch 0.00, oracle 0.00
+	// after 50 parts: threshold 25.5 (calibrated); so far FRR 0.000 catch 0.25 (calibrated: catch 0.25); from here FRR 0.000 catch 0.50, oracle 0.94
+	// after 100 parts: threshold 23.0 (refined); so far FRR 0.000 catch 0.23 (calibrated: catch 0.23); from here FRR 0.000 catch 0.59, oracle 1.00
+	// after 400 parts: threshold 22.9 (refined); so far FRR 0.000 catch 0.47 (calibrated: catch 0.42); from here FRR 0.000 catch 0.00, oracle 0.00
 }

@@ -8,7 +8,9 @@
 // that, the good parts' distribution is re-estimated from the last
 // Config.Window scores with a fit that defects above the stream's 80th
 // percentile cannot bias (a normal on log scores truncated there, see
-// robustLogFit), and the threshold is put at the fit's prediction bound for
+// robustLogFit). The threshold is the starting one moved by the fit's median
+// against the calibration's out-of-sample good scores' median (in log
+// units); without those scores it is the fit's prediction bound for
 // Config.TargetFRR. It never leaves [MinFactor, MaxFactor] x the starting
 // threshold, and it moves only by at least MinChange (relative), so the
 // change counter says something. Confirmed-good parts (operator feedback)
@@ -36,6 +38,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/inspectd/inspectd/evalstats"
 )
 
 // Source says where the threshold in force came from.
@@ -93,9 +97,13 @@ type Config struct {
 	MinFactor, MaxFactor float64
 	// MinChange is the smallest relative move the estimate makes.
 	MinChange float64
-	// CalibrationGood are the model's out-of-sample good scores: the drift
-	// reference until the line has its own (may be empty).
+	// CalibrationGood are the model's out-of-sample good scores: what the
+	// line's scores are compared with to refine, and the drift reference
+	// until the line has its own (may be empty). TailMethod is the tail
+	// model the model's threshold came from (empty: evalstats.MethodAuto),
+	// for the false-reject rate predicted at a refined threshold.
 	CalibrationGood []float64
+	TailMethod      evalstats.ThresholdMethod
 	// DriftWindow recent scores are compared with the reference; drift when
 	// their median is more than DriftLimit robust units away.
 	DriftWindow int
@@ -179,7 +187,8 @@ type Change struct {
 	Reason   string
 	// Observed is the number of scores seen when it happened.
 	Observed uint64
-	// PredictedFRR is the line fit's false-reject rate at To (0 without a fit).
+	// PredictedFRR is the false-reject rate expected at To (0 without a fit;
+	// see Refiner.predictLocked).
 	PredictedFRR float64
 	Time         time.Time `json:",omitzero"`
 }
@@ -203,8 +212,8 @@ type Snapshot struct {
 	TargetFRR    float64
 	Refine       bool
 	Observed     uint64
-	// Fit is the latest line fit (nil before the first) and PredictedFRR its
-	// false-reject rate at Threshold.
+	// Fit is the latest line fit (nil before the first) and PredictedFRR the
+	// false-reject rate expected at Threshold.
 	Fit           *Fit
 	PredictedFRR  float64
 	ConfirmedGood int
@@ -300,7 +309,39 @@ func (r *Refiner) Observe(score float64) (Change, bool) {
 	if !r.cfg.Refine || r.driftLocked().Drifting {
 		return Change{}, false
 	}
-	return r.moveLocked(fit.Threshold(r.cfg.TargetFRR), ReasonRefined)
+	return r.moveLocked(r.proposeLocked(fit), ReasonRefined)
+}
+
+// proposeLocked is where the line's scores put the threshold. With the
+// calibration's out-of-sample good scores it is the starting threshold moved
+// by the line's shift against them (the fit's median over theirs, on log
+// scores): the fold or leave-one-out scores run higher than the final model's
+// on new good parts, and that bias is what the line can measure. The tail
+// stays the calibration's: a fit to the line's body extrapolates a tail
+// lighter than good parts have (docs/lab-notes.md), and its prediction bound,
+// used without calibration scores, rejects more.
+func (r *Refiner) proposeLocked(fit Fit) float64 {
+	if r.calRef == nil {
+		return fit.Threshold(r.cfg.TargetFRR)
+	}
+	return r.cfg.Start * math.Exp(fit.Mu-r.calRef.Mu)
+}
+
+// predictLocked is the false-reject rate expected at t (0 before the first
+// fit): the calibration's tail model at t moved back by the line's shift,
+// so that it reads the target where refinement put the threshold; without
+// calibration scores, the line fit's own.
+func (r *Refiner) predictLocked(t float64) float64 {
+	if r.fit == nil {
+		return 0
+	}
+	if r.calRef != nil {
+		p, err := evalstats.PredictFRR(r.cfg.CalibrationGood, t*math.Exp(r.calRef.Mu-r.fit.Mu), r.cfg.TailMethod)
+		if err == nil {
+			return p
+		}
+	}
+	return r.fit.FRR(t)
 }
 
 // moveLocked applies the confirmed-good floor and the bounds to a proposed
@@ -321,10 +362,7 @@ func (r *Refiner) moveLocked(proposed float64, reason string) (Change, bool) {
 }
 
 func (r *Refiner) setLocked(t float64, src Source, reason string) Change {
-	c := Change{From: r.thresh, To: t, Reason: reason, Observed: r.observed}
-	if r.fit != nil {
-		c.PredictedFRR = r.fit.FRR(t)
-	}
+	c := Change{From: r.thresh, To: t, Reason: reason, Observed: r.observed, PredictedFRR: r.predictLocked(t)}
 	if r.cfg.Now != nil {
 		c.Time = r.cfg.Now()
 	}
@@ -436,7 +474,7 @@ func (r *Refiner) Snapshot() Snapshot {
 		TargetFRR: r.cfg.TargetFRR, Refine: r.cfg.Refine, Observed: r.observed, ConfirmedGood: len(r.good), Drift: r.driftLocked()}
 	if r.fit != nil {
 		f := *r.fit
-		s.Fit, s.PredictedFRR = &f, f.FRR(r.thresh)
+		s.Fit, s.PredictedFRR = &f, r.predictLocked(r.thresh)
 	}
 	if r.last != nil {
 		c := *r.last

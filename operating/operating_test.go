@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/inspectd/inspectd/evalstats"
 )
 
 func goods(seed uint64, n int, median, sigma float64) []float64 {
@@ -372,4 +374,59 @@ func TestDriftOnWrappedWindow(t *testing.T) {
 	if d.Reference != "line" || math.Abs(d.Score-want) > 1e-12 {
 		t.Errorf("drift %+v, want %v against the line", d, want)
 	}
+}
+
+// With the calibration's out-of-sample scores, refinement moves the
+// calibration's threshold by the line's shift against them and keeps their
+// tail: the threshold lands at the start times the ratio of the medians, and
+// the rate predicted there is the target, for each tail method.
+func TestRefinementMovesCalibrationByLineShift(t *testing.T) {
+	cal := goods(5, 16, 5*math.Exp(0.5), 0.4) // fold scores run 0.5 log units high
+	stream := goods(6, 300, 5, 0.4)
+	for _, method := range []evalstats.ThresholdMethod{evalstats.MethodLogNormal, evalstats.MethodGaussian, ""} {
+		t.Run(string(method), func(t *testing.T) {
+			start, err := evalstats.ThresholdForFRR(cal, 0.01, method)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(Config{Start: start, Refine: true, CalibrationGood: cal, TailMethod: method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range stream {
+				r.Observe(s)
+			}
+			snap := r.Snapshot()
+			if snap.Source != SourceRefined || snap.Fit == nil {
+				t.Fatalf("not refined: %+v", snap)
+			}
+			logs := make([]float64, len(cal))
+			for i, v := range cal {
+				logs[i] = math.Log(v)
+			}
+			m, _ := medianMAD(logs)
+			want := start * math.Exp(snap.Fit.Mu-m)
+			// Moves of under MinChange are not made, so the threshold may
+			// lag the latest proposal by that much.
+			if math.Abs(snap.Threshold-want) > DefaultMinChange*want {
+				t.Errorf("threshold %v, want %v (start %v x the line's shift)", snap.Threshold, want, start)
+			}
+			if want > start*0.8 {
+				t.Errorf("line scores 0.5 log units under calibration's, yet the threshold only went from %v to %v", start, want)
+			}
+			predAtWant := r.predictAt(want)
+			if math.Abs(predAtWant-0.01) > 1e-6 {
+				t.Errorf("predicted rate at the moved threshold %v, want the 1%% target", predAtWant)
+			}
+			if snap.PredictedFRR <= 0 || snap.PredictedFRR > 0.02 {
+				t.Errorf("snapshot predicted rate %v, want near 1%%", snap.PredictedFRR)
+			}
+		})
+	}
+}
+
+func (r *Refiner) predictAt(t float64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.predictLocked(t)
 }
