@@ -29,8 +29,9 @@ func line(seed uint64, n int, frac, goodMedian, sigma, shift float64) []Part {
 // calibrationGood mimics calibration's out-of-sample scores: 16 good parts
 // scored by fold models, which run higher (bias, log units) than the final
 // model does on new good parts, with the same spread in log units (ELPV at
-// 448 px: the 90th percentile over the median is 1.85 for the leave-one-out
-// scores and 1.94 for new good cells on mono, 1.43 and 1.45 on poly).
+// 448 px, over the median: the second highest of the 16 leave-one-out
+// scores 1.85, the 90th percentile of new good cells 1.94 on mono; 1.43 and
+// 1.45 on poly).
 func calibrationGood(seed uint64, goodMedian, sigma, bias float64) []float64 {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	g := make([]float64, 16)
