@@ -27,6 +27,7 @@ type PatchCore struct {
 	owner []int32   // image of each bank row; only after Fit
 	m     int
 	dim   int
+	ix    *nnIndex
 }
 
 // PatchCoreConfig is stored in the model.
@@ -99,7 +100,8 @@ func (p *PatchCore) Fit(ctx context.Context, x []float32, n, dim int, owner []in
 		p.owner[i] = owner[r]
 	}
 	p.norms = rowNorms(p.bank, p.m, dim)
-	return nil
+	p.ix, err = newNNIndex(ctx, p.bank, p.norms, p.m, dim, p.Cfg.Seed)
+	return err
 }
 
 // Tensors implements Density.
@@ -123,59 +125,36 @@ func (p *PatchCore) Load(m *model.Model, dim int) error {
 		}
 	}
 	p.norms = rowNorms(p.bank, p.m, dim)
+	// Building the index is bounded by the bank's size, already checked.
+	ix, err := newNNIndex(context.Background(), p.bank, p.norms, p.m, dim, p.Cfg.Seed)
+	if err != nil {
+		return fmt.Errorf("model %s: indexing the bank: %w", m.Manifest.ID, err)
+	}
+	p.ix = ix
 	return nil
 }
-
-// scoreBlock bounds the distance matrix computed at once (rows x bank rows).
-const scoreBlock = 1 << 20
 
 // Score implements Density: the Euclidean distance of each row to its
 // nearest bank row.
 func (p *PatchCore) Score(ctx context.Context, x []float32, n int, exclude int32) ([]float32, error) {
-	if p.m == 0 {
+	if p.m == 0 || p.ix == nil {
 		return nil, errors.New("patchcore: bank is empty")
 	}
 	if len(x) != n*p.dim {
 		return nil, fmt.Errorf("patchcore: %d values for %d rows of %d", len(x), n, p.dim)
 	}
-	if exclude >= 0 && p.owner == nil {
-		return nil, errors.New("patchcore: leave-one-out needs the bank's owners (only after Fit)")
-	}
-	ib.Use()
-	best := make([]float32, n)
-	for i := range best {
-		best[i] = float32(math.Inf(1))
-	}
-	qn := rowNorms(x, n, p.dim)
-	step := max(1, scoreBlock/max(n, 1))
-	dots := make([]float32, n*min(step, p.m))
-	impl := blas32.Implementation()
-	for start := 0; start < p.m; start += step {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var owner []int32
+	if exclude >= 0 {
+		if p.owner == nil {
+			return nil, errors.New("patchcore: leave-one-out needs the bank's owners (only after Fit)")
 		}
-		end := min(start+step, p.m)
-		k := end - start
-		// dots = x * bank[start:end]^T
-		impl.Sgemm(blas.NoTrans, blas.Trans, n, k, p.dim, 1, x, p.dim, p.bank[start*p.dim:end*p.dim], p.dim, 0, dots[:n*k], k)
-		for i := 0; i < n; i++ {
-			row := dots[i*k : (i+1)*k]
-			b := best[i]
-			for j, d := range row {
-				if exclude >= 0 && p.owner[start+j] == exclude {
-					continue
-				}
-				if v := qn[i] + p.norms[start+j] - 2*d; v < b {
-					b = v
-				}
-			}
-			best[i] = b
-		}
+		owner = p.owner
+	}
+	best, err := p.ix.nearest(ctx, x, n, owner, exclude)
+	if err != nil {
+		return nil, err
 	}
 	for i, v := range best {
-		if math.IsInf(float64(v), 1) {
-			return nil, errors.New("patchcore: no bank rows left after leaving one image out")
-		}
 		best[i] = float32(math.Sqrt(float64(max(v, 0))))
 	}
 	return best, nil
@@ -309,8 +288,12 @@ func (p *PatchCore) Extend(ctx context.Context, x []float32, n int) (int, error)
 	}
 	// A new slice, not an append in place: a loaded bank aliases the model
 	// file's tensor, which the running inspector may still be reading.
-	p.bank, p.m = bank, p.m+len(add)
-	p.norms = rowNorms(p.bank, p.m, p.dim)
+	norms := rowNorms(bank, p.m+len(add), p.dim)
+	ix, err := newNNIndex(ctx, bank, norms, p.m+len(add), p.dim, p.Cfg.Seed)
+	if err != nil {
+		return 0, err
+	}
+	p.bank, p.m, p.norms, p.ix = bank, p.m+len(add), norms, ix
 	if p.owner != nil {
 		for range add {
 			p.owner = append(p.owner, -1)
