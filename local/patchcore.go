@@ -163,11 +163,7 @@ func (p *PatchCore) Score(ctx context.Context, x []float32, n int, exclude int32
 func rowNorms(x []float32, n, dim int) []float32 {
 	out := make([]float32, n)
 	for i := range out {
-		var s float32
-		for _, v := range x[i*dim : (i+1)*dim] {
-			s += v * v
-		}
-		out[i] = s
+		out[i] = sqNorm(x[i*dim : (i+1)*dim])
 	}
 	return out
 }
