@@ -134,11 +134,15 @@ func DefaultsFor(m model.Method) Config {
 	// 7.2%). Picking the candidate whose probes clear its own threshold
 	// best favours the candidate whose sixteen leave-one-out scores came
 	// out low by chance; the margin is not yet measured over draws.
-	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: 3, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
+	c.Local = pipeline.LocalMethod{Grid: local.GridConfig{Neighbourhood: local.Windows{3}, Dims: []int{256, 256}}, Top: 0.01, NormFloor: 0.5,
 		HeatGuide: 1e-4}
 	switch m {
 	case local.MethodPatchCore:
 		c.Local.Density = json.RawMessage(`{"max_bank":4096,"proj_dim":128,"seed":1}`)
+		// layer3's stride-16 cells are not averaged: a 3x3 window of them
+		// spans 48 px and spread small defects over five times their size
+		// (README, "The default": higher on seven of nine sets).
+		c.Local.Grid.Neighbourhood = local.Windows{3, 1}
 	case local.MethodCFlow:
 		// Its registered defaults; and no choice among transformations:
 		// each candidate trains five flows (the final one and four fold

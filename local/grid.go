@@ -6,6 +6,8 @@
 package local
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -17,7 +19,10 @@ type GridConfig struct {
 	// Neighbourhood is the side of the square each position is averaged
 	// over (PatchCore's local aggregation): context beyond one cell, so a
 	// position is compared by its surroundings, not by one activation.
-	Neighbourhood int `json:"neighbourhood"`
+	// One window per tap, or one for all. A coarse tap's cell already
+	// spans several of the finest grid's, so averaging it too blurs a
+	// small defect over a region wider than the finest tap's window.
+	Neighbourhood Windows `json:"neighbourhood"`
 	// Dims are the channels kept per tap, by averaging runs of adjacent
 	// channels (0 keeps them all): distances cost linearly in the width.
 	Dims []int `json:"dims"`
@@ -25,8 +30,13 @@ type GridConfig struct {
 
 // Validate names the first bad setting.
 func (c GridConfig) Validate(taps int) error {
-	if c.Neighbourhood < 1 || c.Neighbourhood > 15 || c.Neighbourhood%2 == 0 {
-		return fmt.Errorf("local: neighbourhood %d must be odd, 1..15", c.Neighbourhood)
+	if n := len(c.Neighbourhood); n != 1 && n != taps {
+		return fmt.Errorf("local: %d neighbourhood windows for %d taps (give one, or one per tap)", n, taps)
+	}
+	for _, k := range c.Neighbourhood {
+		if k < 1 || k > 15 || k%2 == 0 {
+			return fmt.Errorf("local: neighbourhood %d must be odd, 1..15", k)
+		}
 	}
 	if len(c.Dims) != taps {
 		return fmt.Errorf("local: %d channel counts for %d taps", len(c.Dims), taps)
@@ -37,6 +47,36 @@ func (c GridConfig) Validate(taps int) error {
 		}
 	}
 	return nil
+}
+
+// Windows are neighbourhood sides, one per tap or one for every tap.
+type Windows []int
+
+// UnmarshalJSON also reads a single number, as models written before
+// windows were per tap store it.
+func (w *Windows) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] != '[' && !bytes.Equal(b, []byte("null")) {
+		var k int
+		if err := json.Unmarshal(b, &k); err != nil {
+			return fmt.Errorf("local: neighbourhood %s is neither a number nor a list: %w", b, err)
+		}
+		*w = Windows{k}
+		return nil
+	}
+	var ks []int
+	if err := json.Unmarshal(b, &ks); err != nil {
+		return fmt.Errorf("local: neighbourhood: %w", err)
+	}
+	*w = ks
+	return nil
+}
+
+// at is tap i's window; Validate has checked there is one.
+func (w Windows) at(i int) int {
+	if len(w) == 1 {
+		return w[0]
+	}
+	return w[i]
 }
 
 // Grid turns one image's maps (one per tap, as features.Extractor.Maps
@@ -66,7 +106,7 @@ func Grid(maps []features.Map, cfg GridConfig) (rows []float32, h, w, dim int, e
 	}
 	parts := make([]part, len(maps))
 	for i, m := range maps {
-		d := boxMean(m.Data, m.C, m.H, m.W, cfg.Neighbourhood)
+		d := boxMean(m.Data, m.C, m.H, m.W, cfg.Neighbourhood.at(i))
 		c := m.C
 		if k := cfg.Dims[i]; k > 0 && k < c {
 			d, c = reduceChannels(d, c, m.H*m.W, k), k

@@ -21,7 +21,7 @@ func TestGridHandComputed(t *testing.T) {
 		{Tap: 0, C: 1, H: 2, W: 2, Data: []float32{1, 2, 3, 4}},
 		{Tap: 1, C: 2, H: 1, W: 1, Data: []float32{10, 20}},
 	}
-	rows, h, w, dim, err := Grid(maps, GridConfig{Neighbourhood: 3, Dims: []int{0, 1}})
+	rows, h, w, dim, err := Grid(maps, GridConfig{Neighbourhood: Windows{3}, Dims: []int{0, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +34,60 @@ func TestGridHandComputed(t *testing.T) {
 		if !near(float64(rows[p*2]), 2.5, 1e-6) || !near(float64(rows[p*2+1]), 15, 1e-6) {
 			t.Fatalf("position %d = %v, want [2.5 15]", p, rows[p*2:p*2+2])
 		}
+	}
+}
+
+func TestGridWindowsPerTap(t *testing.T) {
+	// Two taps on one 1x3 grid: the first left as it is (window 1), the
+	// second averaged over 3, borders counting only what lies inside.
+	maps := []features.Map{
+		{Tap: 0, C: 1, H: 1, W: 3, Data: []float32{0, 3, 6}},
+		{Tap: 1, C: 1, H: 1, W: 3, Data: []float32{0, 3, 6}},
+	}
+	rows, _, _, dim, err := Grid(maps, GridConfig{Neighbourhood: Windows{1, 3}, Dims: []int{0, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{0, 1.5, 3, 3, 6, 4.5}
+	if dim != 2 || len(rows) != len(want) {
+		t.Fatalf("dim %d, %d values; want 2, %d", dim, len(rows), len(want))
+	}
+	for i := range want {
+		if !near(float64(rows[i]), float64(want[i]), 1e-6) {
+			t.Fatalf("rows = %v, want %v", rows, want)
+		}
+	}
+}
+
+func TestWindowsJSON(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Windows
+		err  bool
+	}{
+		{`3`, Windows{3}, false}, // models written before windows were per tap
+		{`[3,1]`, Windows{3, 1}, false},
+		{` [5] `, Windows{5}, false},
+		{`null`, nil, false},
+		{`"3"`, nil, true},
+		{`3.5`, nil, true},
+		{`[3,"a"]`, nil, true},
+		{`{"k":3}`, nil, true},
+	}
+	for _, tc := range tests {
+		var c GridConfig
+		err := json.Unmarshal([]byte(`{"neighbourhood":`+tc.in+`,"dims":[0]}`), &c)
+		if (err != nil) != tc.err {
+			t.Errorf("%s: err %v, want error %v", tc.in, err, tc.err)
+			continue
+		}
+		if !tc.err && !slices.Equal(c.Neighbourhood, tc.want) {
+			t.Errorf("%s: windows %v, want %v", tc.in, c.Neighbourhood, tc.want)
+		}
+	}
+	b, err := json.Marshal(GridConfig{Neighbourhood: Windows{3, 1}, Dims: []int{0, 0}})
+	if err != nil || !strings.Contains(string(b), `"neighbourhood":[3,1]`) {
+		t.Fatalf("marshal: %s, %v", b, err)
 	}
 }
 
@@ -97,10 +151,13 @@ func TestGridRejectsBadInput(t *testing.T) {
 		cfg  GridConfig
 		want string
 	}{
-		{"no maps", nil, GridConfig{Neighbourhood: 3, Dims: nil}, "no maps"},
-		{"even window", []features.Map{good}, GridConfig{Neighbourhood: 2, Dims: []int{0}}, "odd"},
-		{"dims count", []features.Map{good}, GridConfig{Neighbourhood: 1, Dims: []int{0, 0}}, "channel counts"},
-		{"short data", []features.Map{{C: 2, H: 2, W: 2, Data: []float32{1}}}, GridConfig{Neighbourhood: 1, Dims: []int{0}}, "holds 1 values"},
+		{"no maps", nil, GridConfig{Neighbourhood: Windows{3}, Dims: nil}, "no maps"},
+		{"even window", []features.Map{good}, GridConfig{Neighbourhood: Windows{2}, Dims: []int{0}}, "odd"},
+		{"dims count", []features.Map{good}, GridConfig{Neighbourhood: Windows{1}, Dims: []int{0, 0}}, "channel counts"},
+		{"windows count", []features.Map{good}, GridConfig{Neighbourhood: Windows{1, 3}, Dims: []int{0}}, "2 neighbourhood windows for 1 taps"},
+		{"no window", []features.Map{good}, GridConfig{Dims: []int{0}}, "0 neighbourhood windows"},
+		{"even window of one tap", []features.Map{good, good}, GridConfig{Neighbourhood: Windows{3, 4}, Dims: []int{0, 0}}, "must be odd"},
+		{"short data", []features.Map{{C: 2, H: 2, W: 2, Data: []float32{1}}}, GridConfig{Neighbourhood: Windows{1}, Dims: []int{0}}, "holds 1 values"},
 	}
 	for _, tc := range tests {
 		if _, _, _, _, err := Grid(tc.maps, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

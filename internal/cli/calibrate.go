@@ -36,7 +36,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	aspect := fs.Bool("aspect", d.Features.Aspect, "keep the aspect ratio: short side = scale, rounded to --stride")
 	stride := fs.Int("stride", 32, "the backbone's largest stride, for --aspect")
 	dims := fs.String("dims", "", "patch methods: channels kept per tap (comma separated, 0 keeps all)")
-	neigh := fs.Int("neighbourhood", pd.Local.Grid.Neighbourhood, "patch methods: side of the square each position is averaged over")
+	neigh := fs.String("neighbourhood", joinInts(pd.Local.Grid.Neighbourhood), "patch methods: side of the square each position is averaged over, one for every tap or one per tap (comma separated; odd, 1..15)")
 	maxBank := fs.Int("max-bank", 4096, "patchcore: most patches kept (greedy coreset above it)")
 	top := fs.Float64("top", pd.Local.Top, "patch methods: share of the area whose mean score is the image score (0: the smoothed map's maximum)")
 	normFloor := fs.Float64("norm-floor", pd.Local.NormFloor, "patch methods: standardise score maps per position with the good parts' leave-one-out maps, this share of the median deviation added (0: raw distances)")
@@ -102,7 +102,9 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Local.Top = *top
 		}
 		if set["neighbourhood"] {
-			c.Local.Grid.Neighbourhood = *neigh
+			if c.Local.Grid.Neighbourhood, err = intList(*neigh); err != nil {
+				return c, fmt.Errorf("--neighbourhood: %w", err)
+			}
 		}
 		if set["max-bank"] {
 			if c.Method != local.MethodPatchCore {
