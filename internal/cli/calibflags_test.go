@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,4 +112,37 @@ func expectedError(t *testing.T, err error, want string) bool {
 		t.Fatal(err)
 	}
 	return false
+}
+
+// --neighbourhood takes one window for every tap or one per tap; a method
+// keeps its own windows unless the flag is given; validation names a
+// window that does not fit the taps.
+func TestCalibFlagsNeighbourhood(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // error substring, "" for none
+		win  []int
+	}{
+		{nil, "", []int{3, 1}}, // patchcore's default
+		{[]string{"--method", "padim"}, "", []int{3}},
+		{[]string{"--neighbourhood", "5"}, "", []int{5}},
+		{[]string{"--neighbourhood", "1,3"}, "", []int{1, 3}},
+		{[]string{"--neighbourhood", "3,x"}, "--neighbourhood", nil},
+		{[]string{"--neighbourhood", "3,1,1"}, "3 neighbourhood windows for 2 taps", nil},
+		{[]string{"--neighbourhood", "3,2"}, "must be odd", nil},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cfg, err := parseCalibFlags(t, tc.args)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if expectedError(t, err, tc.want) {
+				return
+			}
+			if !slices.Equal(cfg.Local.Grid.Neighbourhood, tc.win) {
+				t.Errorf("windows %v, want %v", cfg.Local.Grid.Neighbourhood, tc.win)
+			}
+		})
+	}
 }
