@@ -71,11 +71,8 @@ func TestCalibFlagsFlipsShift(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			cfg, err := parseCalibFlags(t, tc.args)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if expectedError(t, err, tc.want) {
+			cfg, ok := validCalibFlags(t, tc.args, tc.want)
+			if !ok {
 				return
 			}
 			if cfg.Transforms.Flips != tc.flips || cfg.Transforms.Shift != tc.shift || cfg.TrainViews != tc.views {
@@ -96,6 +93,17 @@ func parseCalibFlags(t *testing.T, args []string) (calibration.Config, error) {
 		t.Fatal(err)
 	}
 	return cfgFn()
+}
+
+// validCalibFlags parses and validates args; ok is false when the case
+// ends there (the error want asks for came, and nothing is left to check).
+func validCalibFlags(t *testing.T, args []string, want string) (cfg calibration.Config, ok bool) {
+	t.Helper()
+	cfg, err := parseCalibFlags(t, args)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	return cfg, !expectedError(t, err, want)
 }
 
 // expectedError fails the test unless err is what want asks ("" for none)
@@ -133,11 +141,8 @@ func TestCalibFlagsNeighbourhood(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			cfg, err := parseCalibFlags(t, tc.args)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if expectedError(t, err, tc.want) {
+			cfg, ok := validCalibFlags(t, tc.args, tc.want)
+			if !ok {
 				return
 			}
 			if !slices.Equal(cfg.Local.Grid.Neighbourhood, tc.win) {
