@@ -20,7 +20,6 @@ import (
 // bit: ONNX Runtime and OpenBLAS pick their kernels by CPU (AVX2, AVX-512),
 // which moves the last bits of every feature, and the heatmap sums its
 // reference maps in map order.
-
 type golden struct {
 	Good, Bad []float64
 	Heat      []float64
