@@ -61,7 +61,18 @@ type Config struct {
 	// the good parts (Candidates); the best replaces Transforms and
 	// TrainViews, and T is 1. Empty: Transforms and TrainViews as given.
 	Choose []Candidate
+	// PatchMemory bounds, in bytes, what patch methods hold of the good
+	// parts' patches while calibrating: half for the rows the bank is
+	// chosen from (beyond it every part gives a random share of its
+	// patches), half for patches kept for the leave-one-out scores (beyond
+	// it they are extracted again). Without it a whole training set of
+	// hundreds of parts needs tens of GB.
+	PatchMemory int64
 }
+
+// DefaultPatchMemory holds about 80 parts' patches at 448 px in each half
+// before sampling or extracting again.
+const DefaultPatchMemory = 2 << 30
 
 // Defaults are the measured defaults of the pooled methods (README,
 // "Accuracy"). The flow is regularised because a few dozen good images,
@@ -96,6 +107,7 @@ func Defaults() Config {
 		ThresholdBy:  evalstats.MethodAuto,
 		Seed:         1,
 		HeatmapSigma: 4,
+		PatchMemory:  DefaultPatchMemory,
 	}
 }
 
@@ -175,6 +187,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibration: target false-reject rate %g must be in [0, 0.5)", c.TargetFRR)
 	case c.Folds < 2:
 		return fmt.Errorf("calibration: folds %d must be >= 2", c.Folds)
+	case c.PatchMemory < minPatchMemory:
+		return fmt.Errorf("calibration: patch memory %d bytes is below the %d a calibration needs", c.PatchMemory, minPatchMemory)
 	}
 	if len(c.Choose) > 0 && !local.Is(string(c.Method)) {
 		return fmt.Errorf("calibration: choosing transformations needs a patch method, not %s", c.Method)

@@ -180,12 +180,22 @@ func TestLoadImagesMinimum(t *testing.T) {
 // Runtime.
 func tinyExtractor(t *testing.T) (*features.Extractor, string) {
 	t.Helper()
+	return tinyExtractorAt(t, []int{64, 32}, false)
+}
+
+// tinyExtractorAt is tinyExtractor at other sizes, optionally aspect-true
+// (short side = scale, rounded to the tiny network's stride of 4).
+func tinyExtractorAt(t *testing.T, scales []int, aspect bool) (*features.Extractor, string) {
+	t.Helper()
 	lib := testenv.RequireORT(t)
 	backbone := filepath.Join(t.TempDir(), "tiny.onnx")
 	if err := tiny.WriteFile(backbone, 3); err != nil {
 		t.Fatal(err)
 	}
-	fc := features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: []int{64, 32}, Mean: features.ImageNetMean, Std: features.ImageNetStd}
+	fc := features.Config{Taps: []string{tiny.Tap1, tiny.Tap2}, Scales: scales, Mean: features.ImageNetMean, Std: features.ImageNetStd}
+	if aspect {
+		fc.Aspect, fc.Stride = true, 4
+	}
 	rt, err := engine.Open(engine.Options{Kind: engine.ONNXRuntime, Model: backbone, Outputs: fc.Taps, Library: lib})
 	if err != nil {
 		t.Fatal(err)

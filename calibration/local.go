@@ -42,17 +42,9 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		angles = cfg.Transforms.TestAngles(cfg.TestViews)
 	}
 	// Every candidate shares the untransformed views' patches, extracted once.
-	base := make([][]float32, len(imgs))
-	var h, w, dim int
-	for i, img := range imgs {
-		r, hh, ww, d, err := l.Patches(ctx, ex, []gocv.Mat{img})
-		if err != nil {
-			return nil, fmt.Errorf("patches of %s: %w", files[i], err)
-		}
-		base[i], h, w, dim = r[0], hh, ww, d
-		if prog != nil {
-			prog("features", i+1, len(imgs))
-		}
+	patches, err := extractGood(ctx, &l, ex, imgs, files, cfg.PatchMemory, prog)
+	if err != nil {
+		return nil, err
 	}
 	var probes [][]float32
 	var probeOwner []int
@@ -83,7 +75,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		bestIdx int
 	)
 	for ci, c := range cands {
-		f, err := fitLocal(ctx, ex, l, imgs, files, base, h, w, dim, c, cfg, angles, probes, probeOwner)
+		f, err := fitLocal(ctx, ex, l, patches, c, cfg, angles, probes, probeOwner)
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +114,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	}
 	lm := pipeline.LocalMethod{Grid: cfg.Local.Grid, Density: best.dens.Config(), Top: cfg.Local.Top, NormFloor: cfg.Local.NormFloor}
 	if cfg.Local.HeatGuide > 0 {
-		lm.HeatGuide, lm.HeatGuideRadius = cfg.Local.HeatGuide, pipeline.GuideRadius(h, w)
+		lm.HeatGuide, lm.HeatGuideRadius = cfg.Local.HeatGuide, pipeline.GuideRadius(patches.h, patches.w)
 	}
 	mc, err := json.Marshal(lm)
 	if err != nil {
@@ -163,15 +155,27 @@ type localFit struct {
 // transformations and scores, with each image's own patches left out, the
 // good images (at angles) and the probes (untransformed; probe j drawn on
 // good image probeOwner[j]).
-func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, imgs []gocv.Mat, files []string, base [][]float32, h, w, dim int,
+func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, good *goodPatches,
 	c Candidate, cfg Config, angles []float64, probes [][]float32, probeOwner []int) (*localFit, error) {
 	dens, err := local.New(string(cfg.Method), cfg.Local.Density)
 	if err != nil {
 		return nil, err
 	}
+	imgs, files, h, w, dim := good.imgs, good.files, good.h, good.w, good.dim
 	l.Dens, l.Transforms = dens, c.Transforms
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))
-	var rows []float32
+	// The transformed views together add as many patches as the image
+	// itself, so a part gives twice its grid when it has views.
+	perPart := h * w
+	if c.TrainViews > 1 {
+		perPart *= 2
+	}
+	share := poolShare(len(imgs), perPart, dim, cfg.PatchMemory)
+	if share < 1 {
+		slog.Info("patches sampled for the bank: the good parts' patches exceed half the patch memory",
+			"parts", len(imgs), "share", share, "patch_memory", cfg.PatchMemory)
+	}
+	rows := make([]float32, 0, int(share*float64(len(imgs)*perPart)*1.05+1)*dim)
 	var owner []int32
 	// Densities that condition on position get each row's place in the grid.
 	pd, positional := dens.(local.Positional)
@@ -179,16 +183,31 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 	if positional {
 		grid = local.GridPositions(h, w)
 	}
-	for i, img := range imgs {
-		rows = append(rows, base[i]...)
-		if positional {
-			at = append(at, grid...)
+	// take appends a share of one view's patches, drawn at random (the
+	// image's own all of them while they fit).
+	take := func(vr []float32, keep float64, draw bool) int {
+		n := 0
+		for p := range h * w {
+			if !draw || rng.Float64() < keep {
+				rows = append(rows, vr[p*dim:(p+1)*dim]...)
+				if positional {
+					at = append(at, grid[p])
+				}
+				n++
+			}
 		}
+		return n
+	}
+	for i, img := range imgs {
+		b, err := good.of(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		n := take(b, share, share < 1)
 		var views []gocv.Mat
 		for v := 1; v < c.TrainViews; v++ {
 			views = append(views, transform.Apply(c.Transforms, img, c.Transforms.TrainAngle(rng), rng))
 		}
-		n := h * w
 		if len(views) > 0 {
 			r, hh, ww, _, err := l.Patches(ctx, ex, views)
 			imageops.CloseAll(views)
@@ -198,22 +217,13 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 			if hh != h || ww != w {
 				return nil, fmt.Errorf("patches of %s (%s): transformed grid %dx%d, not %dx%d", files[i], c.Name, ww, hh, w, h)
 			}
-			// The transformed views together add as many patches as the
-			// image itself, drawn at random positions: neighbouring patches
-			// of one view are near copies (each averages a 3x3
+			// Views drawn at random positions rather than whole: neighbouring
+			// patches of one view are near copies (each averages a 3x3
 			// neighbourhood), and the coreset's time grows with the rows it
 			// starts from, so more views must not mean a slower calibration.
-			keep := 1 / float64(len(r))
+			keep := share / float64(len(r))
 			for _, vr := range r {
-				for p := range h * w {
-					if rng.Float64() < keep {
-						rows = append(rows, vr[p*dim:(p+1)*dim]...)
-						if positional {
-							at = append(at, grid[p])
-						}
-						n++
-					}
-				}
+				n += take(vr, keep, true)
 			}
 		}
 		for range n {
@@ -239,7 +249,10 @@ func fitLocal(ctx context.Context, ex *features.Extractor, l pipeline.Local, img
 	maps := make([][]float32, len(imgs))
 	for i, img := range imgs {
 		if len(angles) == 1 && angles[0] == 0 {
-			maps[i], err = l.MapRows(ctx, [][]float32{base[i]}, h, w, angles, int32(i))
+			var b []float32
+			if b, err = good.of(ctx, i); err == nil {
+				maps[i], err = l.MapRows(ctx, [][]float32{b}, h, w, angles, int32(i))
+			}
 		} else {
 			maps[i], err = l.Map(ctx, ex, img, angles, int32(i))
 		}
