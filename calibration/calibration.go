@@ -153,7 +153,7 @@ func DefaultsFor(m model.Method) Config {
 	// normal and log-normal with the higher likelihood: the log-normal
 	// usually fits sixteen patch scores better in the body and puts the
 	// 1% point too far out. Over 12 mono and 10 poly draws of 16 cells
-	// (README, "Operating point") the normal's measured false-reject rates
+	// (README, "The operating point") the normal's measured false-reject rates
 	// have medians 1.1 / 2.0 / 5.4% (mono) and 1.1 / 2.2 / 3.8% (poly) at
 	// targets 1 / 2 / 5%; the likelihood's choice 0.0 / 0.3 / 2.6% and
 	// 0.9 / 1.3 / 3.3%.
