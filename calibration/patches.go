@@ -28,6 +28,10 @@ type goodPatches struct {
 	h, w, dim int
 }
 
+// extractGood extracts the good images' patches while they fit; the first
+// that does not ends it, as every later part is one size too (checked when
+// it is extracted on demand), so no part is run through the backbone only
+// to be dropped.
 func extractGood(ctx context.Context, l *pipeline.Local, ex *features.Extractor, imgs []gocv.Mat, files []string, memory int64, prog Progress) (*goodPatches, error) {
 	g := &goodPatches{l: l, ex: ex, imgs: imgs, files: files, kept: make([][]float32, len(imgs))}
 	var held int64
@@ -36,10 +40,12 @@ func extractGood(ctx context.Context, l *pipeline.Local, ex *features.Extractor,
 		if err != nil {
 			return nil, err
 		}
-		if b := 4 * int64(len(r)); held+b <= memory/2 {
-			g.kept[i] = r
-			held += b
+		b := 4 * int64(len(r))
+		if held+b > memory/2 {
+			break
 		}
+		g.kept[i] = r
+		held += b
 		if prog != nil {
 			prog("features", i+1, len(imgs))
 		}
