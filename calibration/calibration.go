@@ -68,7 +68,20 @@ type Config struct {
 	// it they are extracted again). Without it a whole training set of
 	// hundreds of parts needs tens of GB.
 	PatchMemory int64
+	// ImageMemory bounds, in bytes, the decoded good images calibration
+	// holds (every image is used more than once: views, folds, patches
+	// extracted again). Each image is bounded by the image limits, their
+	// number is not: a folder of thousands of large images would otherwise
+	// exhaust memory before anything is refused.
+	ImageMemory int64
 }
+
+// DefaultImageMemory holds about 270 five-megapixel colour images, or
+// 15,000 ELPV cells (300 x 300).
+const DefaultImageMemory = 4 << 30
+
+// minImageMemory is the least Config.ImageMemory accepted.
+const minImageMemory = 1 << 20
 
 // DefaultPatchMemory holds about 80 parts' patches at 448 px in each half
 // before sampling or extracting again.
@@ -108,6 +121,7 @@ func Defaults() Config {
 		Seed:         1,
 		HeatmapSigma: 4,
 		PatchMemory:  DefaultPatchMemory,
+		ImageMemory:  DefaultImageMemory,
 	}
 }
 
@@ -198,6 +212,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("calibration: folds %d must be >= 2", c.Folds)
 	case c.PatchMemory < minPatchMemory:
 		return fmt.Errorf("calibration: patch memory %d bytes is below the %d a calibration needs", c.PatchMemory, minPatchMemory)
+	case c.ImageMemory < minImageMemory:
+		return fmt.Errorf("calibration: image memory %d bytes is below the %d a calibration needs", c.ImageMemory, minImageMemory)
 	}
 	if len(c.Choose) > 0 && !local.Is(string(c.Method)) {
 		return fmt.Errorf("calibration: choosing transformations needs a patch method, not %s", c.Method)
@@ -284,14 +300,16 @@ type Cache struct {
 }
 
 // LoadImages reads the files and crops the ROI, naming every file it cannot
-// use; it fails when fewer than MinImages remain.
-func LoadImages(files []string, roi string) ([]gocv.Mat, []string, error) {
+// use; it fails when fewer than MinImages remain, and as soon as the
+// decoded (cropped) images hold more than memory bytes (Config.ImageMemory).
+func LoadImages(files []string, roi string, memory int64) ([]gocv.Mat, []string, error) {
 	r, err := parseROI(roi)
 	if err != nil {
 		return nil, nil, err
 	}
 	var mats []gocv.Mat
 	var used, bad []string
+	var held int64
 	for _, f := range files {
 		m, err := imageops.ReadFile(f)
 		if err == nil && roi != "" {
@@ -303,6 +321,14 @@ func LoadImages(files []string, roi string) ([]gocv.Mat, []string, error) {
 		if err != nil {
 			bad = append(bad, err.Error())
 			continue
+		}
+		if held += int64(m.Total()) * int64(m.ElemSize()); held > memory {
+			m.Close()
+			for _, m := range mats {
+				m.Close()
+			}
+			return nil, nil, fmt.Errorf("good images: %d decoded images hold %d MB, over the %d MB calibration keeps (image memory); give fewer (calibrate --limit, eval --train-limit) or crop them (--roi)",
+				len(mats)+1, held>>20, memory>>20)
 		}
 		mats = append(mats, m)
 		used = append(used, f)

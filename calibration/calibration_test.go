@@ -152,7 +152,7 @@ func TestLoadImagesMinimum(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mats, used, err := calibration.LoadImages(append(files, broken), "4,8,32,16")
+	mats, used, err := calibration.LoadImages(append(files, broken), "4,8,32,16", calibration.DefaultImageMemory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +166,66 @@ func TestLoadImagesMinimum(t *testing.T) {
 		t.Errorf("used %v, want %v (the broken file skipped)", used, files)
 	}
 
-	_, _, err = calibration.LoadImages(append(files[:calibration.MinImages-1], broken), "")
+	_, _, err = calibration.LoadImages(append(files[:calibration.MinImages-1], broken), "", calibration.DefaultImageMemory)
 	want := fmt.Sprintf("at least %d readable good images, got %d", calibration.MinImages, calibration.MinImages-1)
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "broken.png") {
 		t.Errorf("one image short: err = %v, want one containing %q and naming broken.png", err, want)
 	}
-	if _, _, err := calibration.LoadImages(files, "0,0,0,5"); err == nil {
+	if _, _, err := calibration.LoadImages(files, "0,0,0,5", calibration.DefaultImageMemory); err == nil {
 		t.Error("an empty ROI gave no error")
+	}
+}
+
+// TestLoadImagesMemory: the decoded images are bounded in total, not only
+// one by one; the refusal says how many images it got to and what to change.
+func TestLoadImagesMemory(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i := range calibration.MinImages + 2 {
+		m := synth.Good(int64(i), 64) // 64 x 64 x 3 bytes decoded
+		png, err := imageops.EncodePNG(m)
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.Join(dir, fmt.Sprintf("%d.png", i)))
+		if err := os.WriteFile(files[i], png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const each = 64 * 64 * 3
+	for _, tc := range []struct {
+		name   string
+		roi    string
+		memory int64
+		want   string // "" loads every image
+	}{
+		{"all fit exactly", "", each * int64(len(files)), ""},
+		{"one byte short", "", each*int64(len(files)) - 1, fmt.Sprintf("%d decoded images hold", len(files))},
+		{"a few fit", "", 3 * each, "4 decoded images hold"},
+		{"cropped images are what counts", "0,0,32,32", each * int64(len(files)) / 4, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mats, used, err := calibration.LoadImages(files, tc.roi, tc.memory)
+			defer imageops.CloseAll(mats)
+			if tc.want == "" {
+				if err != nil || len(used) != len(files) {
+					t.Fatalf("loaded %d of %d, err = %v", len(used), len(files), err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--train-limit") {
+				t.Errorf("err = %v, want one containing %q and naming --train-limit", err, tc.want)
+			}
+			if mats != nil {
+				t.Errorf("refused, yet %d images returned", len(mats))
+			}
+		})
+	}
+	c := calibration.Defaults()
+	c.ImageMemory = 1000
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "image memory") {
+		t.Errorf("image memory of 1000 bytes: %v, want an error", err)
 	}
 }
 

@@ -289,7 +289,7 @@ type evalRun struct {
 // model per method on them, saving each as model.zip (in a folder per method
 // when there are several).
 func calibrateEach(ctx context.Context, ex *features.Extractor, backbone, sha string, files []string, cfg calibration.Config, methods []string, outDir string, store calibration.VectorStore, stderr io.Writer) ([]*evalRun, error) {
-	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
+	imgs, used, err := calibration.LoadImages(files, cfg.ROI, cfg.ImageMemory)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 		for _, i := range rng.Perm(len(all))[:n] {
 			files = append(files, all[i])
 		}
-		imgs, used, err := calibration.LoadImages(files, cfg.ROI)
+		imgs, used, err := calibration.LoadImages(files, cfg.ROI, cfg.ImageMemory)
 		if err != nil {
 			return nil, err
 		}

@@ -281,7 +281,7 @@ func mustID(path string) string {
 
 // calibrateFiles loads the images and calibrates, with a progress bar.
 func calibrateFiles(ctx context.Context, files []string, cfg calibration.Config, stderr io.Writer) (*calibration.Result, error) {
-	imgs, used, err := calibration.LoadImages(files, cfg.ROI)
+	imgs, used, err := calibration.LoadImages(files, cfg.ROI, cfg.ImageMemory)
 	if err != nil {
 		return nil, err
 	}
