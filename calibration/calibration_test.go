@@ -134,19 +134,7 @@ func TestImagesLimit(t *testing.T) {
 // naming the count and the unusable file; the ROI crops every image.
 func TestLoadImagesMinimum(t *testing.T) {
 	dir := t.TempDir()
-	var files []string
-	for i := range calibration.MinImages {
-		m := synth.Good(int64(i), 64)
-		png, err := imageops.EncodePNG(m)
-		m.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, filepath.Join(dir, fmt.Sprintf("%d.png", i)))
-		if err := os.WriteFile(files[i], png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := writeGood(t, dir, calibration.MinImages)
 	broken := filepath.Join(dir, "broken.png")
 	if err := os.WriteFile(broken, []byte("not an image"), 0o644); err != nil {
 		t.Fatal(err)
@@ -176,23 +164,29 @@ func TestLoadImagesMinimum(t *testing.T) {
 	}
 }
 
-// TestLoadImagesMemory: the decoded images are bounded in total, not only
-// one by one; the refusal says how many images it got to and what to change.
-func TestLoadImagesMemory(t *testing.T) {
-	dir := t.TempDir()
-	var files []string
-	for i := range calibration.MinImages + 2 {
-		m := synth.Good(int64(i), 64) // 64 x 64 x 3 bytes decoded
+// writeGood writes n synthetic good parts of 64 x 64 pixels as PNG files.
+func writeGood(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	files := make([]string, n)
+	for i := range files {
+		m := synth.Good(int64(i), 64)
 		png, err := imageops.EncodePNG(m)
 		m.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, filepath.Join(dir, fmt.Sprintf("%d.png", i)))
+		files[i] = filepath.Join(dir, fmt.Sprintf("%d.png", i))
 		if err := os.WriteFile(files[i], png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return files
+}
+
+// TestLoadImagesMemory: the decoded images are bounded in total, not only
+// one by one; the refusal says how many images it got to and what to change.
+func TestLoadImagesMemory(t *testing.T) {
+	files := writeGood(t, t.TempDir(), calibration.MinImages+2) // 64 x 64 x 3 bytes each, decoded
 	const each = 64 * 64 * 3
 	for _, tc := range []struct {
 		name   string
