@@ -30,3 +30,5 @@ func GoodPatches(ctx context.Context, l *pipeline.Local, ex *features.Extractor,
 	}
 	return kept, rows, nil
 }
+
+var OneSize = oneSize

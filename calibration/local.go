@@ -34,6 +34,11 @@ import (
 // scored with its own part left out) against that candidate's own
 // threshold; the best is kept and the evidence goes into the manifest.
 func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha string, imgs []gocv.Mat, files []string, cfg Config, start time.Time, prog Progress) (*Result, error) {
+	imgs, release, err := oneSize(imgs, files, cfg.Features, cfg.Features.Scales[0])
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	l := pipeline.Local{Grid: cfg.Local.Grid, Top: cfg.Local.Top, Sigma: cfg.HeatmapSigma}
 	cands := cfg.Choose
 	angles := []float64{0}

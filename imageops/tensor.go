@@ -8,16 +8,26 @@ import (
 )
 
 // ToCHW prepares an 8UC3 BGR image as backbone input: resized to size x size
-// (aspect ratio not kept, as in the paper), channels in RGB order, each value
-// v (0..255) written as (v/255 - mean[c]) / std[c], planar CHW into dst, which
-// must hold exactly 3*size*size values. mean and std are in RGB order.
-//
-// Resizing uses INTER_AREA when the image shrinks (averaging; bilinear would
-// alias fine texture, the very thing defects show up in) and INTER_LINEAR
-// when it grows; when one side shrinks and the other grows, the change in
-// pixel count decides.
+// (aspect ratio not kept, as in the paper; see Resize), channels in RGB
+// order, each value v (0..255) written as (v/255 - mean[c]) / std[c], planar
+// CHW into dst, which must hold exactly 3*size*size values. mean and std are
+// in RGB order.
 func ToCHW(src gocv.Mat, size int, mean, std [3]float32, dst []float32) error {
 	return ToCHWSize(src, size, size, mean, std, dst)
+}
+
+// Resize returns src resized to w x h (w, h > 0): INTER_AREA when the image
+// shrinks (averaging; bilinear would alias fine texture, the very thing
+// defects show up in) and INTER_LINEAR when it grows; when one side shrinks
+// and the other grows, the change in pixel count decides.
+func Resize(src gocv.Mat, w, h int) gocv.Mat {
+	interp := gocv.InterpolationLinear
+	if w*h < src.Cols()*src.Rows() {
+		interp = gocv.InterpolationArea
+	}
+	dst := gocv.NewMat()
+	gocv.Resize(src, &dst, image.Pt(w, h), 0, 0, interp)
+	return dst
 }
 
 // ToCHWSize is ToCHW to a w x h input, for backbones fed aspect-true images;
@@ -40,13 +50,8 @@ func ToCHWSize(src gocv.Mat, w, h int, mean, std [3]float32, dst []float32) erro
 
 	img := src
 	if src.Cols() != w || src.Rows() != h {
-		interp := gocv.InterpolationLinear
-		if w*h < src.Cols()*src.Rows() {
-			interp = gocv.InterpolationArea
-		}
-		img = gocv.NewMat()
+		img = Resize(src, w, h)
 		defer img.Close()
-		gocv.Resize(src, &img, image.Pt(w, h), 0, 0, interp)
 	}
 	px, release, err := pixelBytes(img)
 	if err != nil {

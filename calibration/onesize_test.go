@@ -1,0 +1,100 @@
+package calibration_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/features"
+	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/synth"
+)
+
+// partsOf are synthetic good parts of the given sizes (w x h), named by size.
+func partsOf(t *testing.T, sizes [][2]int) ([]gocv.Mat, []string) {
+	t.Helper()
+	var imgs []gocv.Mat
+	var names []string
+	for i, s := range sizes {
+		sq := synth.Good(int64(400+i), max(s[0], s[1]))
+		imgs = append(imgs, imageops.Resize(sq, s[0], s[1]))
+		sq.Close()
+		names = append(names, fmt.Sprintf("%dx%d-%d.png", s[0], s[1], i))
+	}
+	t.Cleanup(func() { imageops.CloseAll(imgs) })
+	return imgs, names
+}
+
+// TestOneSize: good parts whose aspect-true inputs differ are resized to
+// the median-shape part's size; parts of one input size, or squashed input,
+// are passed as they are; a part of another shape is refused by name.
+func TestOneSize(t *testing.T) {
+	aspect := features.Config{Aspect: true, Stride: 16}
+	for _, tc := range []struct {
+		name    string
+		fc      features.Config
+		sizes   [][2]int
+		resized int    // parts copied at the reference's size
+		want    string // error naming this part
+	}{
+		{"one size", aspect, [][2]int{{96, 96}, {96, 96}, {96, 96}}, 0, ""},
+		{"one input size from different pixel sizes", aspect, [][2]int{{96, 96}, {100, 100}, {96, 98}}, 0, ""},
+		{"odd crops", aspect, [][2]int{{96, 96}, {110, 96}, {96, 112}, {100, 96}, {96, 96}}, 2, ""},
+		{"squashed input takes any shape", features.Config{}, [][2]int{{96, 96}, {192, 96}}, 0, ""},
+		{"another shape", aspect, [][2]int{{96, 96}, {96, 96}, {192, 96}}, 0, "192x96-2.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			imgs, names := partsOf(t, tc.sizes)
+			out, release, err := calibration.OneSize(imgs, names, tc.fc, 64)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "different shapes") {
+					t.Fatalf("err = %v, want one naming %s", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			if len(out) != len(imgs) {
+				t.Fatalf("%d parts out of %d", len(out), len(imgs))
+			}
+			w0, h0 := tc.fc.InputSize(out[0].Cols(), out[0].Rows(), 64)
+			copies := 0
+			for i, m := range out {
+				if w, h := tc.fc.InputSize(m.Cols(), m.Rows(), 64); w != w0 || h != h0 {
+					t.Errorf("part %d: input %dx%d, part 0's %dx%d", i, w, h, w0, h0)
+				}
+				if m.Ptr() != imgs[i].Ptr() {
+					copies++
+				}
+			}
+			if copies != tc.resized {
+				t.Errorf("%d parts resized, want %d", copies, tc.resized)
+			}
+		})
+	}
+}
+
+// TestCalibrateOddCrops: a patch method calibrates on good parts cropped to
+// slightly different sizes, and scores parts of either shape.
+func TestCalibrateOddCrops(t *testing.T) {
+	ex, backbone := tinyExtractorAt(t, []int{64}, true)
+	imgs, names := partsOf(t, [][2]int{{96, 96}, {104, 96}, {96, 108}, {96, 96}, {100, 96}, {96, 96}, {112, 100}, {96, 96}})
+	cfg := tinyPatchConfig(t)
+	cfg.Features = ex.Config()
+	res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Manifest.Training.GoodScores); n != len(imgs) {
+		t.Errorf("%d leave-one-out scores for %d parts", n, len(imgs))
+	}
+	if th := res.Manifest.Threshold.Value; !(th > 0) {
+		t.Errorf("threshold %v", th)
+	}
+}
