@@ -34,7 +34,9 @@ import (
 // scored with its own part left out) against that candidate's own
 // threshold; the best is kept and the evidence goes into the manifest.
 func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha string, imgs []gocv.Mat, files []string, cfg Config, start time.Time, prog Progress) (*Result, error) {
-	imgs, release, err := oneSize(imgs, files, cfg.Features, cfg.Features.Scales[0])
+	// The extractor decides each part's input (Patches uses its first scale).
+	fc := ex.Config()
+	imgs, release, err := oneSize(imgs, files, fc, fc.Scales[0])
 	if err != nil {
 		return nil, err
 	}
