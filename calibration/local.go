@@ -36,10 +36,7 @@ import (
 func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha string, imgs []gocv.Mat, files []string, cfg Config, start time.Time, prog Progress) (*Result, error) {
 	// The extractor decides each part's input (Patches uses its first scale).
 	fc := ex.Config()
-	imgs, release, err := oneSize(imgs, files, fc, fc.Scales[0])
-	if err != nil {
-		return nil, err
-	}
+	imgs, release, _ := oneSize(imgs, files, fc, fc.Scales[0])
 	defer release()
 	l := pipeline.Local{Grid: cfg.Local.Grid, Top: cfg.Local.Top, Sigma: cfg.HeatmapSigma}
 	cands := cfg.Choose

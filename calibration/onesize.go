@@ -13,22 +13,24 @@ import (
 )
 
 // MaxAspectSpread is how far (as a ratio) a good part's aspect ratio may lie
-// from the reference part's and still be resized to its size: crops of one
+// from the median part's before calibration warns about it: crops of one
 // product by hand or by a part detector differ by a few percent; a part a
-// quarter wider or more is another view or another product.
+// quarter wider or more may be another view, or a product whose parts vary
+// in shape (tiles), which is why it is a warning and not a refusal.
 const MaxAspectSpread = 1.25
 
 // oneSize brings good parts whose aspect-true backbone inputs differ to one
 // size, as patch methods need one grid for all of them: each is resized to
 // the pixel size of the reference part, the one whose aspect ratio is the
-// median. Parts already of the reference's input size are passed as they
-// are; release closes only the copies made. Scoring keeps every part's own
+// median (with a warning when one lies more than MaxAspectSpread from it).
+// Parts already of the reference's input size are passed as they are;
+// release closes only the copies made; odd names the part warned about. Scoring keeps every part's own
 // aspect: the bank does not depend on the grid, and score maps are compared
 // on one square of relative positions.
-func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (out []gocv.Mat, release func(), err error) {
+func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (out []gocv.Mat, release func(), odd string) {
 	release = func() {}
 	if len(imgs) == 0 {
-		return imgs, release, nil
+		return imgs, release, ""
 	}
 	type size struct{ w, h int }
 	in := make([]size, len(imgs))
@@ -38,7 +40,7 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 		same = same && in[i] == in[0]
 	}
 	if same {
-		return imgs, release, nil
+		return imgs, release, ""
 	}
 	aspect := func(i int) float64 { return float64(imgs[i].Cols()) / float64(imgs[i].Rows()) }
 	order := make([]int, len(imgs))
@@ -55,11 +57,18 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 		return 0
 	})
 	ref := order[len(order)/2]
+	far, spread := ref, 1.0
 	for i := range imgs {
-		if r := aspect(i) / aspect(ref); math.Max(r, 1/r) > MaxAspectSpread {
-			return nil, nil, fmt.Errorf("good parts of different shapes: %s is %dx%d, %s (the median shape) %dx%d; aspect ratios more than %.0f%% apart are not one product view",
-				files[i], imgs[i].Cols(), imgs[i].Rows(), files[ref], imgs[ref].Cols(), imgs[ref].Rows(), 100*(MaxAspectSpread-1))
+		if r := aspect(i) / aspect(ref); math.Max(r, 1/r) > spread {
+			far, spread = i, math.Max(r, 1/r)
 		}
+	}
+	if spread > MaxAspectSpread {
+		odd = files[far]
+		slog.Warn("good parts differ in shape: they are resized to the median shape's size; check they are one product view",
+			"part", files[far], "size", fmt.Sprintf("%dx%d", imgs[far].Cols(), imgs[far].Rows()),
+			"median_shape", files[ref], "median_size", fmt.Sprintf("%dx%d", imgs[ref].Cols(), imgs[ref].Rows()),
+			"aspect_ratio_apart", math.Round(100*spread)/100)
 	}
 	out = slices.Clone(imgs)
 	var made []gocv.Mat
@@ -72,5 +81,5 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 	slog.Info("good parts resized to one size: their backbone inputs differed",
 		"resized", len(made), "parts", len(imgs), "size", fmt.Sprintf("%dx%d", imgs[ref].Cols(), imgs[ref].Rows()),
 		"input", fmt.Sprintf("%dx%d", in[ref].w, in[ref].h))
-	return out, func() { imageops.CloseAll(made) }, nil
+	return out, func() { imageops.CloseAll(made) }, odd
 }
