@@ -76,8 +76,8 @@ type Config struct {
 	ImageMemory int64
 }
 
-// DefaultImageMemory holds about 270 five-megapixel colour images, or
-// 15,000 ELPV cells (300 x 300).
+// DefaultImageMemory holds about 280 five-megapixel images or 15,900 ELPV
+// cells (300 x 300), decoded as 3 bytes a pixel.
 const DefaultImageMemory = 4 << 30
 
 // minImageMemory is the least Config.ImageMemory accepted.
@@ -324,9 +324,7 @@ func LoadImages(files []string, roi string, memory int64) ([]gocv.Mat, []string,
 		}
 		if held += int64(m.Total()) * int64(m.ElemSize()); held > memory {
 			m.Close()
-			for _, m := range mats {
-				m.Close()
-			}
+			imageops.CloseAll(mats)
 			return nil, nil, fmt.Errorf("good images: %d decoded images hold %d MB, over the %d MB calibration keeps (image memory); give fewer (calibrate --limit, eval --train-limit) or crop them (--roi)",
 				len(mats)+1, held>>20, memory>>20)
 		}
@@ -337,9 +335,7 @@ func LoadImages(files []string, roi string, memory int64) ([]gocv.Mat, []string,
 		slog.Warn("skipping good image", "err", b)
 	}
 	if len(mats) < MinImages {
-		for _, m := range mats {
-			m.Close()
-		}
+		imageops.CloseAll(mats)
 		msg := fmt.Sprintf("calibration needs at least %d readable good images, got %d", MinImages, len(mats))
 		if len(bad) > 0 {
 			msg += "; unusable: " + strings.Join(bad, "; ")

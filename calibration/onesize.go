@@ -1,6 +1,7 @@
 package calibration
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -47,15 +48,7 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		switch x, y := aspect(a), aspect(b); {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(aspect(a), aspect(b)) })
 	ref := order[len(order)/2]
 	far, spread := ref, 1.0
 	for i := range imgs {
