@@ -23,6 +23,10 @@ type EventV2 struct {
 	ModelCreated    time.Time `json:"model_created,omitzero"`
 	// DefectLocation, for defects with a heatmap.
 	DefectLocation *Location `json:"defect_location,omitempty"`
+	// OffShape, when present, says how the part's shape lies outside the
+	// good parts' the model was calibrated on (a wrong crop, another
+	// product, a moved camera): the verdict is still the score's.
+	OffShape string `json:"off_shape,omitempty"`
 }
 
 // Location says where on the frame a defect is, from its heatmap, in image

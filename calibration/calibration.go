@@ -524,7 +524,7 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 		return nil, err
 	}
 	slices.Sort(good)
-	man := baseManifest(cfg, backbone, sha, T, fit.MethodConfig)
+	man := baseManifest(cfg, backbone, sha, T, fit.MethodConfig, partShape(imgs))
 	man.Threshold = model.Threshold{Value: info.Value, Method: "kfold-" + string(info.Method), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR, Folds: len(folds)}
 	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = n, n*tv, good
@@ -552,7 +552,7 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 }
 
 // baseManifest is what every method's manifest records about its inputs.
-func baseManifest(cfg Config, backbone, sha string, T int, mc json.RawMessage) model.Manifest {
+func baseManifest(cfg Config, backbone, sha string, T int, mc json.RawMessage, shape *model.PartShape) model.Manifest {
 	host, _ := os.Hostname()
 	return model.Manifest{
 		Backbone:       model.Backbone{File: filepath.Base(backbone), SHA256: sha},
@@ -563,7 +563,7 @@ func baseManifest(cfg Config, backbone, sha string, T int, mc json.RawMessage) m
 		Method:         cfg.Method,
 		MethodConfig:   mc,
 		HeatmapSigma:   cfg.HeatmapSigma,
-		Training:       model.Training{Seed: cfg.Seed, Created: time.Now().UTC(), Host: host},
+		Training:       model.Training{Seed: cfg.Seed, Created: time.Now().UTC(), Host: host, Shape: shape},
 	}
 }
 

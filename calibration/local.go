@@ -36,6 +36,7 @@ import (
 func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha string, imgs []gocv.Mat, files []string, cfg Config, start time.Time, prog Progress) (*Result, error) {
 	// The extractor decides each part's input (Patches uses its first scale).
 	fc := ex.Config()
+	shape := partShape(imgs) // as they came, before they are brought to one size
 	imgs, release, _ := oneSize(imgs, files, fc, fc.Scales[0])
 	defer release()
 	l := pipeline.Local{Grid: cfg.Local.Grid, Top: cfg.Local.Top, Sigma: cfg.HeatmapSigma}
@@ -125,7 +126,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 		return nil, err
 	}
 	slices.Sort(good)
-	man := baseManifest(cfg, backbone, sha, len(angles), mc)
+	man := baseManifest(cfg, backbone, sha, len(angles), mc, shape)
 	// A typical good part's heat tops out near its image score.
 	man.HeatmapGood = max(evalstats.Median(good), 1e-6)
 	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,

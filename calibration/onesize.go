@@ -11,14 +11,13 @@ import (
 
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/model"
 )
 
 // MaxAspectSpread is how far (as a ratio) a good part's aspect ratio may lie
-// from the median part's before calibration warns about it: crops of one
-// product by hand or by a part detector differ by a few percent; a part a
-// quarter wider or more may be another view, or a product whose parts vary
-// in shape (tiles), which is why it is a warning and not a refusal.
-const MaxAspectSpread = 1.25
+// from the median part's before calibration warns about it. It is a warning,
+// not a refusal: a product whose parts vary in shape (tiles) varies that much.
+const MaxAspectSpread = model.AspectTolerance
 
 // oneSize brings good parts whose aspect-true backbone inputs differ to one
 // size, as patch methods need one grid for all of them: each is resized to
@@ -75,4 +74,18 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 		"resized", len(made), "parts", len(imgs), "size", fmt.Sprintf("%dx%d", imgs[ref].Cols(), imgs[ref].Rows()),
 		"input", fmt.Sprintf("%dx%d", in[ref].w, in[ref].h))
 	return out, func() { imageops.CloseAll(made) }, odd
+}
+
+// partShape is the range of the good parts' aspect ratios the manifest
+// records, against which parts on the line are checked.
+func partShape(imgs []gocv.Mat) *model.PartShape {
+	if len(imgs) == 0 {
+		return nil
+	}
+	a := make([]float64, len(imgs))
+	for i, m := range imgs {
+		a[i] = float64(m.Cols()) / float64(max(m.Rows(), 1))
+	}
+	slices.Sort(a)
+	return &model.PartShape{AspectMin: a[0], AspectMedian: a[len(a)/2], AspectMax: a[len(a)-1]}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/imageops"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/synth"
 )
 
@@ -90,5 +91,11 @@ func TestCalibrateOddCrops(t *testing.T) {
 	}
 	if th := res.Manifest.Threshold.Value; !(th > 0) {
 		t.Errorf("threshold %v", th)
+	}
+	// The shapes the parts came in are recorded, not the one size they
+	// were brought to: parts on the line are checked against them.
+	want := model.PartShape{AspectMin: 96.0 / 108, AspectMedian: 100.0 / 96, AspectMax: 2}
+	if got := res.Manifest.Training.Shape; got == nil || *got != want {
+		t.Errorf("recorded part shape %+v, want %+v", got, want)
 	}
 }

@@ -70,6 +70,7 @@ type Daemon struct {
 
 	recent     *recent
 	drifting   atomic.Bool
+	offShape   atomic.Pointer[string] // why the last part was off shape; nil when it was not
 	sinceSave  atomic.Uint64
 	saveMu     sync.Mutex
 	evidenceMu sync.Mutex
@@ -660,7 +661,11 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, id, partID strin
 	}
 	d.recent.add(record{EventID: ev.ID, PartID: ev.PartID, Seq: ev.Seq, Time: time.Now().UTC(), Score: ev.Score, Threshold: threshold,
 		Verdict: verdict, ModelID: ev.ModelID, key: l.key}, d.cfg.FeedbackMemory)
-	d.observe(l, res.Score)
+	if d.noteShape(res.OffShape) {
+		// A wrong crop's score says nothing about the product's good
+		// parts: it would move the refined threshold and the drift check.
+		d.observe(l, res.Score)
+	}
 	d.met.inference.Observe(res.Elapsed.Seconds())
 	d.met.latency.Observe(ev.LatencyMS / 1000)
 	d.inspected.Add(1)
@@ -672,6 +677,25 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, id, partID strin
 		d.OnEvent(ev)
 	}
 	return nil
+}
+
+// noteShape counts parts off shape and logs (and publishes in the status)
+// when parts go off shape and when they come back, not every part; it
+// reports whether the part was within shape.
+func (d *Daemon) noteShape(why string) bool {
+	if why == "" {
+		if d.offShape.Swap(nil) != nil {
+			d.log.Info("parts are within the good parts' shapes again")
+			d.publishStatus()
+		}
+		return true
+	}
+	d.met.offShape.Inc()
+	if d.offShape.Swap(&why) == nil {
+		d.log.Warn("part off shape: scored all the same, left out of refinement; check the crop, the ROI and the camera", "why", why)
+		d.publishStatus()
+	}
+	return false
 }
 
 // Status is the current status message.
@@ -715,6 +739,15 @@ func (d *Daemon) Status() alerts.Status {
 		}
 		st.LastError += fmt.Sprintf("spool not writable, %d events held in memory: %s", ps.SpoolHeld, ps.SpoolError)
 		st.SpoolHeld, st.SpoolWriteErrors, st.SpoolError = ps.SpoolHeld, ps.SpoolWriteErrors, ps.SpoolError
+	}
+	if why := d.offShape.Load(); why != nil {
+		if st.State == alerts.StateRunning {
+			st.State = alerts.StateDegraded
+		}
+		if st.LastError != "" {
+			st.LastError += "; "
+		}
+		st.LastError += "last part off shape: " + *why
 	}
 	if e := d.lastErr.Load(); e != nil {
 		if st.LastError != "" {

@@ -35,6 +35,7 @@ type metrics struct {
 	feedbackDropped  prometheus.CounterFunc
 	learned          *prometheus.CounterVec
 	commands         *prometheus.CounterVec
+	offShape         prometheus.Counter
 }
 
 func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *metrics {
@@ -74,9 +75,11 @@ func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *
 			Help: "Confirmed-good rejected parts offered to the model (INSPECTD_LEARN_GOOD) by result: added (new model version), covered (nothing new), no_frame (no longer kept), refused (method or bound), failed."}, []string{"result"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_commands_total",
 			Help: "MQTT commands (<prefix>/<camera>/<command>/set) by command and result: applied, refused (invalid, out of range, retained) or failed (a model that does not load)."}, []string{"command", "result"}),
+		offShape: prometheus.NewCounter(prometheus.CounterOpts{Name: "inspectd_off_shape_total",
+			Help: "Parts whose aspect ratio lay outside the good parts' the model was calibrated on (scored all the same; left out of refinement and drift)."}),
 	}
 	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureReconnects, m.spoolDepth, m.errors, m.info, m.reloads,
-		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned, m.commands)
+		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned, m.commands, m.offShape)
 	return m
 }
 

@@ -182,7 +182,7 @@ func (d *Daemon) waitWhilePaused(ctx context.Context) bool {
 // threshold and defect are the operating point's decision (not the model's).
 func (d *Daemon) eventV2(l *pipeline.Loaded, fr capture.Frame, triggered time.Time, res pipeline.Result, threshold float64, defect bool) alerts.EventV2 {
 	man := l.Manifest()
-	v := alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: man.Training.Created.UTC()}
+	v := alerts.EventV2{BootID: d.bootID, SoftwareVersion: d.version, ModelCreated: man.Training.Created.UTC(), OffShape: res.OffShape}
 	if !fr.Time.IsZero() {
 		v.CapturedAt = fr.Time.UTC()
 	}

@@ -229,6 +229,18 @@ func TestLoadRefusesHostileManifest(t *testing.T) {
 			m["training"].(map[string]any)["good_scores"] = make([]any, MaxGoodScores+1)
 			return w
 		}, "good scores"},
+		{"part shape out of order", func(m map[string]any, w []byte) []byte {
+			m["training"].(map[string]any)["shape"] = map[string]any{"aspect_min": 2, "aspect_median": 1, "aspect_max": 3}
+			return w
+		}, "part shape"},
+		{"part shape zero", func(m map[string]any, w []byte) []byte {
+			m["training"].(map[string]any)["shape"] = map[string]any{"aspect_min": 0, "aspect_median": 1, "aspect_max": 1}
+			return w
+		}, "part shape"},
+		{"part shape 1e300", func(m map[string]any, w []byte) []byte {
+			m["training"].(map[string]any)["shape"] = map[string]any{"aspect_min": 1, "aspect_median": 1, "aspect_max": 1e300}
+			return w
+		}, "part shape"},
 		{"weights not whole floats", func(m map[string]any, w []byte) []byte {
 			return append(w, 0)
 		}, "not whole float32"},

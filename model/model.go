@@ -99,6 +99,56 @@ type Training struct {
 	// operator confirmed them good; Parent is the model they were added to.
 	ConfirmedGood int    `json:"confirmed_good,omitempty"`
 	Parent        string `json:"parent,omitempty"`
+	// Shape is the good parts' range of aspect ratios (after the ROI), so
+	// that a part on the line far outside it is flagged: a wrong crop,
+	// another product or a moved camera still gets a score, and the score
+	// alone does not say it was measured on something the model never saw.
+	Shape *PartShape `json:"shape,omitempty"`
+}
+
+// PartShape is the range of the good parts' aspect ratios (width / height).
+type PartShape struct {
+	AspectMin    float64 `json:"aspect_min"`
+	AspectMedian float64 `json:"aspect_median"`
+	AspectMax    float64 `json:"aspect_max"`
+}
+
+// AspectTolerance is how far (as a ratio) a part's aspect ratio may lie
+// outside the good parts' before it counts as another shape: crops of one
+// product by hand or by a part detector differ by a few percent, a part a
+// quarter wider is another view or another product.
+const AspectTolerance = 1.25
+
+// maxAspect bounds recorded aspect ratios: a 1000:1 strip is already no
+// camera's view of a part.
+const maxAspect = 1000
+
+// OffShape says how a part of w x h pixels lies outside the good parts'
+// aspect ratios by more than AspectTolerance, for a log line or an event,
+// and is empty when it does not. A manifest without a recorded shape (older
+// models) flags nothing.
+func (s *PartShape) OffShape(w, h int) string {
+	if s == nil || w < 1 || h < 1 {
+		return ""
+	}
+	a := float64(w) / float64(h)
+	if a*AspectTolerance >= s.AspectMin && a <= s.AspectMax*AspectTolerance {
+		return ""
+	}
+	return fmt.Sprintf("part of %dx%d px has aspect ratio %.3g, outside the good parts' %.3g-%.3g by more than %g times: a wrong crop, another product or a moved camera?",
+		w, h, a, s.AspectMin, s.AspectMax, AspectTolerance)
+}
+
+func (s *PartShape) validate() error {
+	if s == nil {
+		return nil
+	}
+	ok := func(v float64) bool { return v >= 1.0/maxAspect && v <= maxAspect }
+	if !ok(s.AspectMin) || !ok(s.AspectMedian) || !ok(s.AspectMax) || s.AspectMin > s.AspectMedian || s.AspectMedian > s.AspectMax {
+		return fmt.Errorf("training: part shape aspect ratios %g / %g / %g must be ordered and within 1/%d..%d",
+			s.AspectMin, s.AspectMedian, s.AspectMax, maxAspect, maxAspect)
+	}
+	return nil
 }
 
 // TransformChoice records the candidate transformation sets calibration

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,7 +21,8 @@ func sample() (Manifest, []Tensor) {
 	man := Manifest{Backbone: Backbone{File: "b.onnx", SHA256: "ab"}, Method: Gaussian, TestTransforms: 8,
 		Features:   features.Config{Taps: []string{"t"}, Scales: []int{224}, Mean: features.ImageNetMean, Std: features.ImageNetStd},
 		Transforms: transform.Config{Mode: transform.Small, MaxAngle: 10}, HeatmapSigma: 4,
-		Threshold: Threshold{Value: 1.5, Method: "kfold-lognormal", TargetFRR: 0.01, Samples: 16}}
+		Threshold: Threshold{Value: 1.5, Method: "kfold-lognormal", TargetFRR: 0.01, Samples: 16},
+		Training:  Training{Shape: &PartShape{AspectMin: 0.9, AspectMedian: 1, AspectMax: 1.1}}}
 	return man, []Tensor{
 		{Name: "a", Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, -6.5}},
 		{Name: "b", Shape: []int{1}, Data: []float32{7}},
@@ -172,5 +174,38 @@ func TestSaveHonoursUmask(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o640 {
 		t.Fatalf("mode %04o under umask 0027; want 0640", fi.Mode().Perm())
+	}
+}
+
+func TestOffShape(t *testing.T) {
+	// Good parts from 4:3 to 3:2 (median 1.4).
+	s := &PartShape{AspectMin: 4.0 / 3, AspectMedian: 1.4, AspectMax: 1.5}
+	cases := []struct {
+		name string
+		s    *PartShape
+		w, h int
+		off  bool
+	}{
+		{"the median", s, 700, 500, false},
+		{"narrowest good", s, 400, 300, false},
+		{"within tolerance below", s, 107, 100, false}, // 1.07 x 1.25 = 1.34 >= 4/3
+		{"beyond tolerance below", s, 106, 100, true},
+		{"within tolerance above", s, 187, 100, false}, // 1.5 x 1.25 = 1.875
+		{"beyond tolerance above", s, 188, 100, true},
+		{"portrait of a landscape part", s, 300, 400, true},
+		{"a strip", s, 1130, 160, true},
+		{"no recorded shape (older model)", nil, 1130, 10, false},
+		{"empty image", s, 0, 100, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			why := c.s.OffShape(c.w, c.h)
+			if (why != "") != c.off {
+				t.Fatalf("OffShape(%d, %d) = %q, want off %v", c.w, c.h, why, c.off)
+			}
+			if c.off && !strings.Contains(why, fmt.Sprintf("%dx%d", c.w, c.h)) {
+				t.Errorf("reason %q does not name the part's size", why)
+			}
+		})
 	}
 }

@@ -121,6 +121,9 @@ func (m *Manifest) Validate(weights int) error {
 	if len(m.Training.Parent) > maxNameBytes {
 		return fmt.Errorf("training: parent model id of %d bytes, at most %d", len(m.Training.Parent), maxNameBytes)
 	}
+	if err := m.Training.Shape.validate(); err != nil {
+		return err
+	}
 	if c := m.Training.Choice; c != nil {
 		if n := len(c.Candidates); n > maxCandidates {
 			return fmt.Errorf("training: %d transformation candidates, at most %d", n, maxCandidates)

@@ -40,6 +40,10 @@ type Result struct {
 	Defect    bool
 	Heat      []float32 // HeatSize x HeatSize, nil unless asked; >= 0
 	Elapsed   time.Duration
+	// OffShape says why the part's shape lies outside the good parts'
+	// (empty when it does not): it is scored all the same, as the score
+	// is all a wrong crop and a real part have in common.
+	OffShape string
 }
 
 // Inspector scores images with one model. Safe for concurrent use.
@@ -185,12 +189,13 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 		return Result{}, err
 	}
 	defer part.Close()
+	offShape := in.man.Training.Shape.OffShape(part.Cols(), part.Rows())
 	if in.loc != nil {
 		s, heat, err := in.loc.Inspect(ctx, in.ex, part, in.angles, withHeat)
 		if err != nil {
 			return Result{}, err
 		}
-		res := Result{Score: s, Threshold: in.thresh, Defect: s > in.thresh}
+		res := Result{Score: s, Threshold: in.thresh, Defect: s > in.thresh, OffShape: offShape}
 		if withHeat {
 			res.Heat = heat
 		}
@@ -222,7 +227,7 @@ func (in *Inspector) Inspect(ctx context.Context, img gocv.Mat, withHeat bool) (
 	for _, v := range scores {
 		s += float64(v)
 	}
-	res := Result{Score: s / float64(n), Threshold: in.thresh}
+	res := Result{Score: s / float64(n), Threshold: in.thresh, OffShape: offShape}
 	if math.IsNaN(res.Score) {
 		return Result{}, fmt.Errorf("model %s gave a NaN score", in.man.ID)
 	}

@@ -539,3 +539,39 @@ func TestCalibrateChoosesTransforms(t *testing.T) {
 		})
 	}
 }
+
+// TestOffShapeFlagged: a part whose aspect ratio lies far outside the good
+// parts' is scored all the same and says so; a part of the good parts'
+// shape is not flagged, resized or not.
+func TestOffShapeFlagged(t *testing.T) {
+	for _, method := range []model.Method{local.MethodPatchCore, model.Gaussian} {
+		t.Run(string(method), func(t *testing.T) {
+			fx := calibrate(t, method)
+			if s := fx.model.Manifest.Training.Shape; s == nil || s.AspectMin != 1 || s.AspectMax != 1 {
+				t.Fatalf("square good parts recorded as %+v", s)
+			}
+			in := inspector(t, fx.model, fx.ex, fx.sha)
+			good := goodImages(t, 1, goodSeed+100)[0]
+			larger := imageops.Resize(good, 2*imgSize, 2*imgSize)
+			defer larger.Close()
+			wide := imageops.Resize(good, 2*imgSize, imgSize)
+			defer wide.Close()
+			for _, c := range []struct {
+				name string
+				img  gocv.Mat
+				off  bool
+			}{{"good", good, false}, {"larger, same shape", larger, false}, {"twice as wide", wide, true}} {
+				r, err := in.Inspect(context.Background(), c.img, false)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				if (r.OffShape != "") != c.off {
+					t.Errorf("%s: off shape %q, want %v", c.name, r.OffShape, c.off)
+				}
+				if math.IsNaN(r.Score) || math.IsInf(r.Score, 0) {
+					t.Errorf("%s: score %v", c.name, r.Score)
+				}
+			}
+		})
+	}
+}

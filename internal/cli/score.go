@@ -23,6 +23,9 @@ type ScoreLine struct {
 	Millis    float64 `json:"ms"`
 	Heatmap   string  `json:"heatmap,omitempty"`
 	Error     string  `json:"error,omitempty"`
+	// OffShape: the part's shape lies outside the good parts' (why); it
+	// is scored all the same.
+	OffShape string `json:"off_shape,omitempty"`
 }
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -89,7 +92,7 @@ func scoreOne(ctx context.Context, in *pipeline.Inspector, file, heatDir string,
 	if err != nil {
 		return err
 	}
-	line.Score, line.Threshold = res.Score, res.Threshold
+	line.Score, line.Threshold, line.OffShape = res.Score, res.Threshold, res.OffShape
 	line.Verdict = "ok"
 	if res.Defect {
 		line.Verdict = "defect"
