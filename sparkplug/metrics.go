@@ -63,6 +63,7 @@ var (
 	MetricDefectX        = Metric{Name: "Inspection/Defect X", Alias: 112, DataType: Double}
 	MetricDefectY        = Metric{Name: "Inspection/Defect Y", Alias: 113, DataType: Double}
 	MetricDefectArea     = Metric{Name: "Inspection/Defect Area px", Alias: 114, DataType: Double}
+	MetricOffShape       = Metric{Name: "Inspection/Off Shape", Alias: 115, DataType: Boolean}
 	MetricInspections    = Metric{Name: "Counters/Inspections", Alias: 110, DataType: UInt64}
 	MetricDefects        = Metric{Name: "Counters/Defects", Alias: 111, DataType: UInt64}
 	MetricState          = Metric{Name: "State", Alias: 120, DataType: String}
@@ -71,7 +72,7 @@ var (
 	MetricCfgInspection  = Metric{Name: "Config/Inspection Enabled", Alias: 131, DataType: Boolean, Writable: true}
 	MetricDeviceRebirth  = Metric{Name: "Device Control/Rebirth", Alias: 132, DataType: Boolean, Writable: true}
 	nodeMetrics          = []Metric{MetricRebirth, MetricSWVersion, MetricDeviceList}
-	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricDefectX, MetricDefectY, MetricDefectArea, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
+	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricDefectX, MetricDefectY, MetricDefectArea, MetricOffShape, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 	nodeCommandMetrics   = []Metric{MetricRebirth}
 	deviceCommandMetrics = []Metric{MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 )

@@ -142,7 +142,7 @@ type device struct {
 	inspected         bool
 	verdict, partID   string
 	eventID           string
-	defect            bool
+	defect, offShape  bool
 	score, thr, ratio float64
 	latency           float64
 	seq               uint64
@@ -499,6 +499,7 @@ func (n *Node) dbirthLocked() *pb.Payload {
 		MetricDefectX.value(d.locX(), at, true),
 		MetricDefectY.value(d.locY(), at, true),
 		MetricDefectArea.value(d.locArea(), at, true),
+		MetricOffShape.value(opt(d.offShape), at, true),
 		MetricInspections.value(d.inspections, now, true),
 		MetricDefects.value(d.defects, now, true),
 		MetricState.value(string(d.state), now, true),
@@ -613,6 +614,7 @@ func (n *Node) Inspected(ev alerts.Event, _ []byte) {
 	d.inspected, d.at = true, at
 	d.verdict, d.defect, d.partID, d.eventID = string(ev.Verdict), ev.Verdict == alerts.VerdictDefect, ev.PartID, ev.ID
 	d.score, d.thr, d.ratio, d.latency, d.seq, d.loc = ev.Score, ev.Threshold, ratio, ev.LatencyMS, ev.Seq, ev.DefectLocation
+	d.offShape = ev.OffShape != ""
 	d.inspections++
 	if d.defect {
 		d.defects++
@@ -630,6 +632,7 @@ func (n *Node) Inspected(ev alerts.Event, _ []byte) {
 		MetricDefectX.value(d.locX(), at, false),
 		MetricDefectY.value(d.locY(), at, false),
 		MetricDefectArea.value(d.locArea(), at, false),
+		MetricOffShape.value(d.offShape, at, false),
 		MetricInspections.value(d.inspections, at, false),
 		MetricDefects.value(d.defects, at, false),
 	)

@@ -43,6 +43,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 		}
 		if i == 99 {
 			defectsAt99 = defects
+			ev.OffShape = "part of 300x100 px has aspect ratio 3 ..."
 		}
 		n.Inspected(ev, nil)
 		if i%100 == 0 { // a line makes a few parts a second, not bursts of 300
@@ -185,6 +186,7 @@ func TestNodeAgainstTahu(t *testing.T) {
 		{MetricVerdict, "defect"}, {MetricDefect, "true"}, {MetricScore, "9"}, {MetricThreshold, "7.5"}, {MetricScoreRatio, "1.2"},
 		{MetricPartID, "part-99"}, {MetricSeq, "99"}, {MetricLatency, "12.5"}, {MetricEventID, "ev-99"}, {MetricInspections, "99"},
 		{MetricDefects, fmt.Sprint(defectsAt99)}, {MetricDefectX, "99"}, {MetricDefectY, "2.5"}, {MetricDefectArea, "300"},
+		{MetricOffShape, "true"},
 	} {
 		v := d99.Metric(t, "", c.m.Alias)
 		if v.Str() != c.want || v.Type != dataTypeName[c.m.DataType] {
@@ -196,6 +198,9 @@ func TestNodeAgainstTahu(t *testing.T) {
 	}
 	if v := ddata[1].Metric(t, "", MetricDefectX.Alias); string(v.Value) != "null" || v.Type != "Double" {
 		t.Errorf("a good part's defect X: %s %s, want Double null", v.Type, v.Value)
+	}
+	if v := ddata[1].Metric(t, "", MetricOffShape.Alias); v.Str() != "false" || v.Type != "Boolean" {
+		t.Errorf("a part of the right shape: off shape %s %s, want Boolean false", v.Type, v.Value)
 	}
 	if v := ddata[parts].Metric(t, "", MetricDefects.Alias); v.Str() != fmt.Sprint(defects) {
 		t.Errorf("defects counter %s, want %d", v.Value, defects)
