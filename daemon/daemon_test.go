@@ -163,18 +163,25 @@ func dropParts(t *testing.T, dir string, first, n int) []string {
 			img.Close()
 			img = d
 		}
-		png, err := imageops.EncodePNG(img)
-		img.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		name := fmt.Sprintf("part%03d.png", i)
-		if err := imageops.WriteFileAtomic(filepath.Join(dir, name), png); err != nil {
-			t.Fatal(err)
-		}
+		dropImage(t, filepath.Join(dir, name), img)
 		names = append(names, name)
 	}
 	return names
+}
+
+// dropImage writes img as a PNG atomically (as camera software should) and
+// closes it.
+func dropImage(t *testing.T, path string, img gocv.Mat) {
+	t.Helper()
+	png, err := imageops.EncodePNG(img)
+	img.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imageops.WriteFileAtomic(path, png); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // subscriber records what the PLC side would receive.

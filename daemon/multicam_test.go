@@ -142,15 +142,7 @@ func TestCalibrateWhileServiceRuns(t *testing.T) {
 
 	stop()
 	for i := 0; i < 8; i++ {
-		img := synth.Good(int64(500+i), partSize)
-		png, err := imageops.EncodePNG(img)
-		img.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imageops.WriteFileAtomic(filepath.Join(hot, fmt.Sprintf("good%02d.png", i)), png); err != nil {
-			t.Fatal(err)
-		}
+		dropImage(t, filepath.Join(hot, fmt.Sprintf("good%02d.png", i)), synth.Good(int64(500+i), partSize))
 	}
 	code, stdout, stderr := calibrate()
 	if code != 0 {

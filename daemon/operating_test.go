@@ -18,7 +18,6 @@ import (
 	"github.com/inspectd/inspectd/alerts"
 	"github.com/inspectd/inspectd/daemon"
 	"github.com/inspectd/inspectd/evalstats"
-	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/synth"
@@ -60,15 +59,7 @@ func dropGood(t *testing.T, dir string, first, n int) {
 	t.Helper()
 	os.MkdirAll(dir, 0o755)
 	for i := first; i < first+n; i++ {
-		img := synth.Good(int64(5000+i), partSize)
-		png, err := imageops.EncodePNG(img)
-		img.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imageops.WriteFileAtomic(filepath.Join(dir, fmt.Sprintf("good%03d.png", i)), png); err != nil {
-			t.Fatal(err)
-		}
+		dropImage(t, filepath.Join(dir, fmt.Sprintf("good%03d.png", i)), synth.Good(int64(5000+i), partSize))
 	}
 }
 
@@ -329,14 +320,7 @@ func dropNoise(t *testing.T, dir string, first, n int) {
 		img := gocv.NewMatWithSize(partSize, partSize, gocv.MatTypeCV8UC3)
 		gocv.SetRNGSeed(i)
 		gocv.RandU(&img, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
-		png, err := imageops.EncodePNG(img)
-		img.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imageops.WriteFileAtomic(filepath.Join(dir, fmt.Sprintf("noise%03d.png", i)), png); err != nil {
-			t.Fatal(err)
-		}
+		dropImage(t, filepath.Join(dir, fmt.Sprintf("noise%03d.png", i)), img)
 	}
 }
 

@@ -17,15 +17,7 @@ func dropShaped(t *testing.T, dir, name string, seed int64, w, h int) {
 	t.Helper()
 	img := synth.Good(seed, partSize)
 	defer img.Close()
-	part := imageops.Resize(img, w, h)
-	defer part.Close()
-	png, err := imageops.EncodePNG(part)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := imageops.WriteFileAtomic(filepath.Join(dir, name), png); err != nil {
-		t.Fatal(err)
-	}
+	dropImage(t, filepath.Join(dir, name), imageops.Resize(img, w, h))
 }
 
 // A part of another shape than the good parts (a wrong crop, a moved

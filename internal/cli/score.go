@@ -29,7 +29,7 @@ type ScoreLine struct {
 }
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("score", "Usage: inspectd score --model MODEL [flags] IMAGE|DIR...\n\nPrints one JSON line per image: score, threshold, verdict (ok/defect), ms.\n\nFlags:\n")
+	fs := newFlagSet("score", "Usage: inspectd score --model MODEL [flags] IMAGE|DIR...\n\nPrints one JSON line per image: score, threshold, verdict (ok/defect), ms, and off_shape\nwhen the part's aspect ratio lies outside the good parts' (it is scored all the same).\n\nFlags:\n")
 	modelPath := fs.String("model", "", "model file from 'inspectd calibrate'")
 	heatDir := fs.String("heatmap", "", "directory for heatmap overlays (JPEG, one per image)")
 	T := fs.Int("transforms", 0, "override T, the transformations per image (0: the model's)")
