@@ -129,13 +129,20 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	man := baseManifest(cfg, backbone, sha, len(angles), mc, shape)
 	// A typical good part's heat tops out near its image score.
 	man.HeatmapGood = max(evalstats.Median(good), 1e-6)
-	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(info.Method), TargetFRR: info.TargetFRR,
+	// A rule that resolves per target rate is recorded as the rule, so
+	// that INSPECTD_FRR and the table resolve it for their own rates;
+	// auto's choice by likelihood is recorded as what it chose.
+	tail := info.Method
+	if cfg.ThresholdBy == evalstats.MethodGaussianEmpirical {
+		tail = cfg.ThresholdBy
+	}
+	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(tail), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR}
 	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), best.rows, good
 	if len(cands) > 1 {
 		man.Training.Choice = choice
 	}
-	if err := describeThreshold(&man.Threshold, good, info.Method, cfg.Seed); err != nil {
+	if err := describeThreshold(&man.Threshold, good, tail, cfg.Seed); err != nil {
 		return nil, err
 	}
 	man.Training.Seconds = time.Since(start).Seconds()

@@ -114,9 +114,10 @@ func TestCalibratePatchMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Patch methods' thresholds come from a normal tail by default.
-	if m := full.Manifest.Threshold.Method; m != "loo-gaussian" {
-		t.Errorf("threshold method %q, want loo-gaussian", m)
+	// Patch methods' thresholds come from a normal tail by default (the
+	// order statistic with many parts), recorded as that rule.
+	if m := full.Manifest.Threshold.Method; m != "loo-gaussian+empirical" {
+		t.Errorf("threshold method %q, want loo-gaussian+empirical", m)
 	}
 	rows := full.Manifest.Training.Vectors
 	var dim int

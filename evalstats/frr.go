@@ -38,10 +38,10 @@ func ParseThresholdMethod(manifest string) (ThresholdMethod, error) {
 	switch m := ThresholdMethod(s); m {
 	case "":
 		return MethodAuto, nil
-	case MethodEmpirical, MethodGaussian, MethodLogNormal, MethodAuto:
+	case MethodEmpirical, MethodGaussian, MethodLogNormal, MethodAuto, MethodGaussianEmpirical:
 		return m, nil
 	}
-	return "", fmt.Errorf("metrics: threshold method %q (from %q) is not one of empirical, gaussian, lognormal, auto", s, manifest)
+	return "", fmt.Errorf("metrics: threshold method %q (from %q) is not one of empirical, gaussian, lognormal, auto, gaussian+empirical", s, manifest)
 }
 
 // FRRRow is one line of a threshold table: the threshold for a target
@@ -67,7 +67,7 @@ func PredictFRR(good []float64, t float64, method ThresholdMethod) (float64, err
 		return 0, err
 	}
 	m := method
-	if m == "" || m == MethodAuto {
+	if m == "" || m == MethodAuto || m == MethodGaussianEmpirical {
 		// Only auto needs ChooseThreshold's choice; a named method (what
 		// FRRTable's bootstrap passes, hundreds of times) is used as it is.
 		if m, err = resolveMethod(s, 0.01, method); err != nil {

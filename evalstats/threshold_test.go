@@ -194,6 +194,62 @@ func TestChooseThresholdAuto(t *testing.T) {
 	}
 }
 
+// MethodGaussianEmpirical is the normal until MinOrderTail scores lie beyond
+// the target quantile, the order statistic from there; parsed back from a
+// manifest, it resolves for each rate by itself.
+func TestChooseThresholdGaussianEmpirical(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	// A narrow body and a long tail, as patch scores have: the normal's
+	// 1% point of 400 of them lies well inside the last four.
+	heavy := make([]float64, 400)
+	for i := range heavy {
+		heavy[i] = math.Exp(0.6 * r.NormFloat64())
+	}
+	tests := []struct {
+		name   string
+		scores []float64
+		frr    float64
+		want   ThresholdMethod
+	}{
+		{"16 scores, 5%", heavy[:16], 0.05, MethodGaussian},
+		{"399 scores, 1%: 3.99 beyond", heavy[:399], 0.01, MethodGaussian},
+		{"400 scores, 1%: 4 beyond", heavy, 0.01, MethodEmpirical},
+		{"100 scores, 5%", heavy[:100], 0.05, MethodEmpirical},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := ChooseThreshold(tc.scores, tc.frr, MethodGaussianEmpirical)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := ChooseThreshold(tc.scores, tc.frr, tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Method != tc.want || info.Value != plain.Value {
+				t.Errorf("got %s %v, want %s %v", info.Method, info.Value, tc.want, plain.Value)
+			}
+			if !strings.Contains(info.Note, string(tc.want)) {
+				t.Errorf("note %q does not say %s", info.Note, tc.want)
+			}
+		})
+	}
+	if g, _ := ChooseThreshold(heavy, 0.01, MethodGaussian); !(g.EmpiricalFRR > 0.02) {
+		t.Errorf("the normal's 1%% point of long-tailed scores leaves %v above it: the test shows nothing", g.EmpiricalFRR)
+	}
+	m, err := ParseThresholdMethod("loo-" + string(MethodGaussianEmpirical))
+	if err != nil || m != MethodGaussianEmpirical {
+		t.Fatalf("parsed %q, %v", m, err)
+	}
+	v, err := ThresholdForFRR(heavy, 0.05, m)
+	if e, _ := ChooseThreshold(heavy, 0.05, MethodEmpirical); err != nil || v != e.Value {
+		t.Errorf("threshold for 5%% of 400: %v (%v), want the order statistic %v", v, err, e.Value)
+	}
+	if p, err := PredictFRR(heavy, v, m); err != nil || !(p > 0 && p < 1) {
+		t.Errorf("predicted FRR %v, %v", p, err)
+	}
+}
+
 func TestThresholdErrors(t *testing.T) {
 	tests := []struct {
 		name   string

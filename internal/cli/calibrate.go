@@ -60,7 +60,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	noise := fs.Float64("noise", d.Noise, "std of noise added to training features each epoch (flow regularisation)")
 	frr := fs.Float64("frr", d.TargetFRR, "target false-reject rate of good parts for the threshold")
 	folds := fs.Int("folds", d.Folds, "folds for out-of-sample good scores")
-	thr := fs.String("threshold-method", string(d.ThresholdBy), "tail model of the good scores: auto (normal or log-normal by likelihood; the order statistic with enough scores), empirical, lognormal or gaussian (patch methods' default)")
+	thr := fs.String("threshold-method", string(d.ThresholdBy), "tail model of the good scores: auto (normal or log-normal by likelihood; the order statistic with 10 scores beyond the target quantile), gaussian+empirical (normal; the order statistic with 4 beyond: the patch methods' default), empirical, lognormal or gaussian")
 	roi := fs.String("roi", "", "region of interest x,y,w,h in image pixels (default: whole image)")
 	seed := fs.Int64("seed", d.Seed, "random seed")
 	return func() (calibration.Config, error) {
