@@ -216,7 +216,7 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 		t.Errorf("state changes %v, want ... paused running stopping", states)
 	}
 
-	// Home Assistant: six configs; the image is the last defect's heatmap.
+	// Home Assistant: seven configs; the image is the last defect's heatmap.
 	configs, latest := 0, []byte(nil)
 	for _, m := range rec.all() {
 		switch {
@@ -230,8 +230,8 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 			latest = m.Payload
 		}
 	}
-	if configs != 6 {
-		t.Errorf("%d discovery configs, want 6", configs)
+	if configs != 7 {
+		t.Errorf("%d discovery configs, want 7", configs)
 	}
 	var lastDefect *alerts.Event
 	for i := range events {

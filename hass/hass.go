@@ -7,6 +7,7 @@
 // every connection:
 //
 //	binary_sensor/<node>/defect     on while the last part was a defect (event topic); the event's fields as attributes
+//	binary_sensor/<node>/off_shape  on while the last part's shape lay outside the good parts' (event topic)
 //	sensor/<node>/score             the last part's score (event topic)
 //	sensor/<node>/score_ratio       score / threshold (event topic)
 //	sensor/<node>/inspection_rate   inspections per second (status topic)
@@ -143,6 +144,15 @@ func Discovery(cfg Config) map[string][]byte {
 			"payload_off":           "OFF",
 			"device_class":          "problem",
 			"json_attributes_topic": cfg.Topics.Event,
+		}),
+		"binary_sensor/off_shape": entity("off_shape", "Part off shape", map[string]any{
+			"state_topic": cfg.Topics.Event,
+			// off_shape is present only when the part was off shape.
+			"value_template":  "{{ 'ON' if value_json.off_shape is defined else 'OFF' }}",
+			"payload_on":      "ON",
+			"payload_off":     "OFF",
+			"device_class":    "problem",
+			"entity_category": "diagnostic",
 		}),
 		"sensor/score": entity("score", "Score", map[string]any{
 			"state_topic":                 cfg.Topics.Event,

@@ -77,6 +77,9 @@ func TestDiscoveryOnARealBroker(t *testing.T) {
 			"state_topic": topics.Event, "json_attributes_topic": topics.Event, "device_class": "problem",
 			"payload_on": "ON", "payload_off": "OFF", "unique_id": "inspectd_cam0_defect",
 			"value_template": "{{ 'ON' if value_json.verdict == 'defect' else 'OFF' }}"}},
+		{"homeassistant/binary_sensor/inspectd_cam0/off_shape/config", map[string]any{
+			"state_topic": topics.Event, "device_class": "problem", "entity_category": "diagnostic", "payload_on": "ON", "payload_off": "OFF",
+			"value_template": "{{ 'ON' if value_json.off_shape is defined else 'OFF' }}"}},
 		{"homeassistant/sensor/inspectd_cam0/score/config", map[string]any{
 			"state_topic": topics.Event, "value_template": "{{ value_json.score }}", "state_class": "measurement"}},
 		{"homeassistant/sensor/inspectd_cam0/score_ratio/config", map[string]any{"state_topic": topics.Event, "value_template": "{{ value_json.score_ratio }}"}},
