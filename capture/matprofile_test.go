@@ -49,7 +49,11 @@ func TestNoMatLeakOverManyFrames(t *testing.T) {
 					time.Sleep(5 * time.Millisecond) // let the grabber supersede frames
 				}
 			}
-			if during := gocv.MatProfile.Count(); during > before+1 {
+			// In flight by design: the frame in the slot and, in the
+			// reader's hands, the next one read ahead (a lossless reader
+			// waits with it for the slot to empty). A leak grows with the
+			// 300 frames; these two do not.
+			if during := gocv.MatProfile.Count(); during > before+2 {
 				t.Errorf("live Mats grew from %d to %d while streaming", before, during)
 			}
 			src.Close()
