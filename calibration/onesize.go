@@ -42,7 +42,7 @@ func oneSize(imgs []gocv.Mat, files []string, fc features.Config, scale int) (ou
 	if same {
 		return imgs, release, ""
 	}
-	aspect := func(i int) float64 { return float64(imgs[i].Cols()) / float64(imgs[i].Rows()) }
+	aspect := func(i int) float64 { return aspectOf(imgs[i]) }
 	order := make([]int, len(imgs))
 	for i := range order {
 		order[i] = i
@@ -84,8 +84,10 @@ func partShape(imgs []gocv.Mat) *model.PartShape {
 	}
 	a := make([]float64, len(imgs))
 	for i, m := range imgs {
-		a[i] = float64(m.Cols()) / float64(max(m.Rows(), 1))
+		a[i] = aspectOf(m)
 	}
 	slices.Sort(a)
 	return &model.PartShape{AspectMin: a[0], AspectMedian: a[len(a)/2], AspectMax: a[len(a)-1]}
 }
+
+func aspectOf(m gocv.Mat) float64 { return float64(m.Cols()) / float64(max(m.Rows(), 1)) }
