@@ -31,6 +31,10 @@ type FRRCheck struct {
 	// the parts after the 100th (medians over ten shuffles): whether the
 	// line corrects a draw's threshold, whichever way it is off.
 	Line []FRRLine `json:"line,omitempty"`
+	// AUROC is each calibration's image AUROC on the whole test set: one
+	// draw of sixteen parts can sit a few hundredths from another, so a
+	// comparison of methods is made on the same draws.
+	AUROC []float64 `json:"image_auroc,omitempty"`
 }
 
 // FRRLine is one calibration's simulated line after its 100th part.
@@ -121,6 +125,17 @@ func frrSubsets(ctx context.Context, ex *features.Extractor, backbone, sha, data
 			}
 			parts = append(parts, operating.Part{Score: r.Score, Defect: t.class != "good"})
 		}
+		if len(bad) > 0 && len(scores) > 0 {
+			all, labels := make([]float64, len(parts)), make([]bool, len(parts))
+			for i, p := range parts {
+				all[i], labels[i] = p.Score, p.Defect
+			}
+			auc, err := evalstats.AUROC(all, labels)
+			if err != nil {
+				return nil, fmt.Errorf("subset %d: %w", s+1, err)
+			}
+			check.AUROC = append(check.AUROC, auc)
+		}
 		if line, ok, err := lineAfter(parts, res.Manifest, lineDefects); err != nil {
 			return nil, fmt.Errorf("subset %d: %w", s+1, err)
 		} else if ok {
@@ -189,6 +204,10 @@ func printFRRCheck(w io.Writer, c *FRRCheck) {
 		}
 		fmt.Fprintf(w, "  FRR check, simulated line of each calibration (refinement on, %d shuffles each), parts after the %dth: false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%)\n",
 			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(frr), 100*evalstats.Median(frr), 100*slices.Max(frr), 100*evalstats.Mean(catch), 100*evalstats.Mean(oracle))
+	}
+	if len(c.AUROC) > 0 {
+		fmt.Fprintf(w, "  image AUROC over %d calibrations on %d random good images: mean %.4f, median %.4f, lowest %.4f, highest %.4f\n",
+			len(c.AUROC), c.Images, evalstats.Mean(c.AUROC), evalstats.Median(c.AUROC), slices.Min(c.AUROC), slices.Max(c.AUROC))
 	}
 	for _, p := range c.Points {
 		fmt.Fprintf(w, "  FRR check over %d calibrations on %d random good images (%d good test parts): target %.1f%%, predicted %.2f%%, measured mean %.2f%% (median %.2f%%); caught mean %.1f%% (median %.1f%%; oracle at each one's measured rate %.1f%%)\n",

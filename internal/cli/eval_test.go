@@ -63,7 +63,7 @@ func TestEvalFeatureCache(t *testing.T) {
 }
 
 // TestEvalFRRSubsets checks the FRR check's bookkeeping on a small set: one
-// entry per calibration for every target, rates that are shares, means that
+// image AUROC and one entry per calibration for every target, rates that are shares, means that
 // are the means of the draws, and a hindsight threshold at each draw's
 // measured rate that catches at least as much as the draw's own threshold
 // (it sits at or below it by construction).
@@ -86,6 +86,16 @@ func TestEvalFRRSubsets(t *testing.T) {
 	c := readSummary(t, out).FRRCheck
 	if c == nil || c.Subsets != subsets || c.Good != 4 || len(c.Points) == 0 {
 		t.Fatalf("frr_check = %+v, want %d subsets over 4 good test parts", c, subsets)
+	}
+	// The synthetic defects are plain to see: a draw that ranks them no
+	// better than chance has lost its scores or its labels.
+	if len(c.AUROC) != subsets || !strings.Contains(stdout, "image AUROC over") {
+		t.Errorf("image AUROC per draw: %v, want %d (and reported)", c.AUROC, subsets)
+	}
+	for i, a := range c.AUROC {
+		if !(a > 0.5 && a <= 1) {
+			t.Errorf("draw %d: image AUROC %g, want above chance", i, a)
+		}
 	}
 	for _, p := range c.Points {
 		if len(p.Measured) != subsets || len(p.Caught) != subsets {
