@@ -21,7 +21,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sweep := fs.String("sweep-t", "", "also report image AUROC for these T (comma separated), e.g. 1,4,8,16,64")
 	testLimit := fs.Int("test-limit", 0, "score at most N images per test class (0: all)")
 	pixel := fs.Bool("pixel", true, "compute pixel AUROC where masks exist (needs heatmaps)")
-	subsets := fs.Int("frr-subsets", 0, "also calibrate on this many random draws of --train-limit good images and measure their thresholds on the whole test set: false rejects and catches per draw (how honest the predicted false-reject rate is)")
+	subsets := fs.Int("frr-subsets", 0, "also calibrate on this many random draws of --train-limit good images and measure their thresholds on the whole test set: image AUROC, false rejects and catches per draw (how much a draw of good parts moves them, and how honest the predicted false-reject rate is)")
 	lineDefects := fs.Float64("line-defects", 0.05, "share of defective parts in the simulated line (0 < x < 0.5)")
 	cacheDir := fs.String("feature-cache", "", "keep feature vectors of the training and test images in this directory and reuse them in later runs")
 	cfgFn := calibFlags(fs)
