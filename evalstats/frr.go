@@ -68,8 +68,10 @@ func PredictFRR(good []float64, t float64, method ThresholdMethod) (float64, err
 	}
 	m := method
 	if m == "" || m == MethodAuto || m == MethodGaussianEmpirical {
-		// Only auto needs ChooseThreshold's choice; a named method (what
-		// FRRTable's bootstrap passes, hundreds of times) is used as it is.
+		// Only the rules that resolve on the sample (auto, gaussian+empirical)
+		// need ChooseThreshold's choice, made as for the 1% target; a named
+		// method (what FRRTable's bootstrap passes, hundreds of times) is
+		// used as it is.
 		if m, err = resolveMethod(s, 0.01, method); err != nil {
 			return 0, err
 		}

@@ -63,10 +63,11 @@ func TestEvalFeatureCache(t *testing.T) {
 }
 
 // TestEvalFRRSubsets checks the FRR check's bookkeeping on a small set: one
-// image AUROC and one entry per calibration for every target, rates that are shares, means that
-// are the means of the draws, and a hindsight threshold at each draw's
-// measured rate that catches at least as much as the draw's own threshold
-// (it sits at or below it by construction).
+// image AUROC per calibration and one entry per calibration for every
+// target, rates that are shares, means that are the means of the draws, and
+// a hindsight threshold at each draw's measured rate that catches at least
+// as much as the draw's own threshold (it sits at or below it by
+// construction).
 func TestEvalFRRSubsets(t *testing.T) {
 	realBackbone(t)
 	data := filepath.Join(t.TempDir(), "set")
