@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/pipeline"
 	"github.com/inspectd/inspectd/synth"
+	"github.com/inspectd/inspectd/transform"
 )
 
 func TestPoolShare(t *testing.T) {
@@ -159,5 +160,37 @@ func TestCalibratePatchMemoryBounded(t *testing.T) {
 	c.PatchMemory = 1000
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "patch memory") {
 		t.Errorf("patch memory of 1000 bytes: %v, want an error", err)
+	}
+}
+
+// The manifest says how many views of each part were trained on, and views
+// add rows to what the bank is chosen from; one view is the parts as they
+// are, whatever the transformations.
+func TestCalibrateRecordsViews(t *testing.T) {
+	ex, backbone := tinyExtractorAt(t, []int{64}, true)
+	imgs, names := patchParts(t, 10)
+	calibrate := func(tr transform.Config, views int) *calibration.Result {
+		t.Helper()
+		cfg := tinyPatchConfig(t)
+		cfg.Features = ex.Config()
+		cfg.Transforms, cfg.TrainViews = tr, views
+		res, err := calibration.Calibrate(context.Background(), ex, backbone, imgs, names, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Manifest.Training.Views; got != views {
+			t.Errorf("%d views a part recorded, want %d", got, views)
+		}
+		return res
+	}
+	lighting := transform.Config{Mode: transform.None, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2}
+	plain := calibrate(transform.Config{Mode: transform.None}, 1)
+	one := calibrate(lighting, 1)
+	four := calibrate(lighting, 4)
+	if g, w := one.Manifest.Training.GoodScores, plain.Manifest.Training.GoodScores; !slices.Equal(g, w) {
+		t.Errorf("leave-one-out scores with one jittered view %v, without views %v", g, w)
+	}
+	if four.Manifest.Training.Vectors <= plain.Manifest.Training.Vectors {
+		t.Errorf("%d rows with four views a part, %d without", four.Manifest.Training.Vectors, plain.Manifest.Training.Vectors)
 	}
 }

@@ -83,7 +83,10 @@ type ThresholdRow struct {
 
 // Training records what calibration did, for audits.
 type Training struct {
-	Images     int       `json:"images"`
+	Images int `json:"images"`
+	// Views is how many views of each part were trained on (the part and
+	// Views-1 random transformations of it, Manifest.Transforms).
+	Views      int       `json:"views,omitempty"`
 	Vectors    int       `json:"vectors"`
 	Epochs     int       `json:"epochs,omitempty"`
 	FinalLoss  float64   `json:"final_loss,omitempty"`

@@ -82,6 +82,53 @@ func TestCalibFlagsFlipsShift(t *testing.T) {
 	}
 }
 
+// Each transformation flag replaces its own part of the method's
+// transformations (--jitter alone does not bring the flow's rotations to a
+// patch method); a patch method, which scores each part as it is, gets four
+// training views when they vary something and one when they vary nothing,
+// unless --train-views is given.
+func TestCalibFlagsViews(t *testing.T) {
+	flowViews := calibration.Defaults().TrainViews
+	tests := []struct {
+		args   []string
+		want   string // error substring, "" for none
+		mode   string
+		angle  float64
+		jitter float64
+		views  int
+	}{
+		{nil, "", "none", 0, 0, 1},
+		{[]string{"--jitter", "0.2"}, "", "none", 0, 0.2, 4},
+		{[]string{"--jitter", "0.2", "--train-views", "2"}, "", "none", 0, 0.2, 2},
+		{[]string{"--mode", "small"}, "", "small", 10, 0, 4},
+		{[]string{"--mode", "small", "--max-angle", "5", "--jitter", "0.1"}, "", "small", 5, 0.1, 4},
+		{[]string{"--mode", "rotate"}, "", "rotate", 0, 0, 4},
+		{[]string{"--mode", "none"}, "", "none", 0, 0, 1},
+		{[]string{"--train-views", "3"}, "", "none", 0, 0, 3},
+		{[]string{"--max-angle", "5"}, "--mode small", "", 0, 0, 0},
+		{[]string{"--method", "padim", "--jitter", "0.2"}, "", "none", 0, 0.2, 4},
+		{[]string{"--method", "flow"}, "", "small", 10, 0, flowViews},
+		{[]string{"--method", "flow", "--jitter", "0.2"}, "", "small", 10, 0.2, flowViews},
+		{[]string{"--method", "flow", "--max-angle", "5"}, "", "small", 5, 0, flowViews},
+		{[]string{"--method", "flow", "--mode", "none"}, "", "none", 0, 0, flowViews},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cfg, ok := validCalibFlags(t, tc.args, tc.want)
+			if !ok {
+				return
+			}
+			tr := cfg.Transforms
+			if string(tr.Mode) != tc.mode || tr.MaxAngle != tc.angle || tr.Brightness != tc.jitter || tr.Contrast != tc.jitter || tr.Saturation != tc.jitter {
+				t.Errorf("transforms %+v, want mode %s, angle %g, jitter %g", tr, tc.mode, tc.angle, tc.jitter)
+			}
+			if cfg.TrainViews != tc.views {
+				t.Errorf("%d train views, want %d", cfg.TrainViews, tc.views)
+			}
+		})
+	}
+}
+
 // parseCalibFlags parses args as calibrate's flags and returns the Config
 // they make (not yet validated).
 func parseCalibFlags(t *testing.T, args []string) (calibration.Config, error) {

@@ -45,7 +45,7 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 	flips := fs.Bool("flips", false, "mirror training views at random (left-right, top-bottom; --train-views 4 unless given)")
 	shift := fs.Float64("shift", 0, "move training views at random by up to this share of the part's size, 0..0.25 (--train-views 4 unless given)")
 	maxAngle := fs.Float64("max-angle", d.Transforms.MaxAngle, "largest rotation in degrees for --mode small")
-	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter while training (0..1)")
+	jitter := fs.Float64("jitter", 0, "brightness/contrast/saturation jitter of the training views, 0..1 (patch methods: --train-views 4 unless given)")
 	trainViews := fs.Int("train-views", d.TrainViews, "random transformations per good image for training")
 	T := fs.Int("transforms", d.TestViews, "T, fixed transformations averaged per image when scoring")
 	blocks := fs.Int("blocks", d.Flow.Blocks, "flow coupling blocks")
@@ -127,21 +127,31 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 			c.Choose = calibration.Candidates()
 		} else if set["mode"] || set["max-angle"] || set["jitter"] {
 			c.Choose = nil
-			c.Transforms = transform.Config{Mode: transform.Mode(*mode), Brightness: *jitter, Contrast: *jitter, Saturation: *jitter}
-			if c.Transforms.Mode == transform.Small {
-				c.Transforms.MaxAngle = *maxAngle
+			// Each of the three replaces its own part of the method's
+			// transformations: --jitter alone must not bring the flow's
+			// rotations to a patch method, nor --mode drop a jitter.
+			t := c.Transforms
+			if set["mode"] {
+				t.Mode = transform.Mode(*mode)
 			}
+			if set["jitter"] {
+				t.Brightness, t.Contrast, t.Saturation = *jitter, *jitter, *jitter
+			}
+			switch {
+			case t.Mode != transform.Small && set["max-angle"]:
+				return c, fmt.Errorf("--max-angle is for --mode small; %s's transformations are mode %s", c.Method, t.Mode)
+			case t.Mode != transform.Small:
+				t.MaxAngle = 0
+			case set["max-angle"] || t.MaxAngle == 0:
+				t.MaxAngle = *maxAngle
+			}
+			c.Transforms = t
 		}
 		if set["flips"] || set["shift"] {
 			if c.Choose != nil {
 				return c, errors.New("--flips and --shift set the transformations; --mode auto chooses them")
 			}
 			c.Transforms.Flips, c.Transforms.Shift = *flips, *shift
-			if c.Transforms.Unnamed() && !set["train-views"] && c.TrainViews < 2 {
-				// They act on the extra training views: without any, they
-				// would do nothing.
-				c.TrainViews = 4
-			}
 		}
 		ints := []struct {
 			name string
@@ -153,6 +163,17 @@ func calibFlags(fs *flag.FlagSet) func() (calibration.Config, error) {
 		for _, f := range ints {
 			if set[f.name] {
 				*f.dst = f.v
+			}
+		}
+		if !set["train-views"] && c.Choose == nil && local.Is(string(c.Method)) {
+			// A patch method scores each part as it is (T=1): its
+			// transformations act only on the extra training views, so
+			// they need some, and views that vary nothing add nothing.
+			switch varies := c.Transforms.Mode != transform.None || c.Transforms.Unnamed(); {
+			case varies && c.TrainViews < 2:
+				c.TrainViews = 4
+			case !varies:
+				c.TrainViews = 1
 			}
 		}
 		floats := []struct {
@@ -251,8 +272,35 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			100*r.TargetFRR, r.Threshold, 100*r.PredictedFRR, 100*r.Low, 100*r.High)
 	}
 	fmt.Fprintln(stdout, "  choose another operating point at run time with INSPECTD_FRR (or INSPECTD_THRESHOLD)")
+	if m.Training.Choice == nil && m.Training.Views > 1 {
+		fmt.Fprintf(stdout, "  trained on %d views of each part: %s\n", m.Training.Views, describeViews(m.Transforms))
+	}
 	printChoice(stdout, m.Training.Choice)
 	return nil
+}
+
+// describeViews says in words what a part's training views vary.
+func describeViews(t transform.Config) string {
+	var parts []string
+	switch t.Mode {
+	case transform.Small:
+		parts = append(parts, fmt.Sprintf("turned by up to %g degrees", t.MaxAngle))
+	case transform.Rotate:
+		parts = append(parts, "turned by any angle")
+	}
+	if t.Jitters() {
+		parts = append(parts, fmt.Sprintf("brightness, contrast and saturation changed by up to %g/%g/%g%%", 100*t.Brightness, 100*t.Contrast, 100*t.Saturation))
+	}
+	if t.Flips {
+		parts = append(parts, "mirrored")
+	}
+	if t.Shift > 0 {
+		parts = append(parts, fmt.Sprintf("moved by up to %g%% of its size", 100*t.Shift))
+	}
+	if len(parts) == 0 {
+		return "unchanged copies"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printChoice says which transformations calibration kept and on what
