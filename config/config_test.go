@@ -99,7 +99,7 @@ func TestValidateFillsOperatingDefaults(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if d.Refine != "off" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0.25 || d.RefineMax != 2 ||
+	if d.Refine != "off" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0 || d.RefineMax != 2 ||
 		d.DriftWindow != 50 || d.DriftLimit != 1 || d.FeedbackMemory != 5000 || d.StateDir != "/tmp/x" {
 		t.Errorf("defaults %+v", d)
 	}

@@ -30,7 +30,7 @@ type Daemon struct {
 	Refine         string        `envconfig:"REFINE" default:"off" desc:"refine the threshold on the line from the stream of scores: on or off (off: measured on ELPV it raised false rejects)"`
 	RefineAfter    int           `envconfig:"REFINE_AFTER" default:"100" desc:"inspections before the first refinement (then every quarter of it)"`
 	RefineWindow   int           `envconfig:"REFINE_WINDOW" default:"1000" desc:"recent scores refinement and drift look at"`
-	RefineMin      float64       `envconfig:"REFINE_MIN_FACTOR" default:"0.25" desc:"refinement never goes below this times the starting (calibrated or FRR) threshold"`
+	RefineMin      float64       `envconfig:"REFINE_MIN_FACTOR" desc:"refinement never goes below this times the starting (calibrated or FRR) threshold (0: by the model: 1 for leave-one-out thresholds, the patch methods, so refinement only raises them; 0.25 for the pooled methods)"`
 	RefineMax      float64       `envconfig:"REFINE_MAX_FACTOR" default:"2" desc:"refinement never goes above this times the starting threshold"`
 	DriftWindow    int           `envconfig:"DRIFT_WINDOW" default:"50" desc:"recent scores whose median is compared with the reference for drift"`
 	DriftLimit     float64       `envconfig:"DRIFT_LIMIT" default:"1" desc:"drift when that median moves this many robust deviations (of log scores)"`
@@ -110,8 +110,8 @@ func (d *Daemon) Validate() error {
 		return bad("REFINE_AFTER", d.RefineAfter, "want 20..100000")
 	case d.RefineWindow < d.RefineAfter || d.RefineWindow > 100_000:
 		return bad("REFINE_WINDOW", d.RefineWindow, "want REFINE_AFTER..100000")
-	case !(d.RefineMin > 0 && d.RefineMin <= 1):
-		return bad("REFINE_MIN_FACTOR", d.RefineMin, "want 0 < factor <= 1")
+	case !(d.RefineMin >= 0 && d.RefineMin <= 1):
+		return bad("REFINE_MIN_FACTOR", d.RefineMin, "want 0 (by the model) or 0 < factor <= 1")
 	case !(d.RefineMax >= 1 && d.RefineMax <= 100):
 		return bad("REFINE_MAX_FACTOR", d.RefineMax, "want 1 <= factor <= 100")
 	case d.DriftWindow < 5 || d.DriftWindow > d.RefineWindow:
@@ -181,7 +181,6 @@ func (d *Daemon) operatingDefaults() {
 	}
 	d.RefineAfter = cmp.Or(d.RefineAfter, 100)
 	d.RefineWindow = cmp.Or(d.RefineWindow, max(1000, d.RefineAfter))
-	d.RefineMin = cmp.Or(d.RefineMin, 0.25)
 	d.RefineMax = cmp.Or(d.RefineMax, 2)
 	d.DriftWindow = cmp.Or(d.DriftWindow, 50)
 	d.DriftLimit = cmp.Or(d.DriftLimit, 1)

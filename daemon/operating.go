@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,7 +68,7 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 		start, src, target = v, operating.SourceFRR, d.cfg.FRR
 	}
 	op, err := operating.New(operating.Config{Start: start, Source: src, TargetFRR: target, Refine: d.cfg.Refining(),
-		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: d.cfg.RefineMin, MaxFactor: d.cfg.RefineMax,
+		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: cmp.Or(d.cfg.RefineMin, operating.MinFactorFor(man.Threshold.Method)), MaxFactor: d.cfg.RefineMax,
 		CalibrationGood: man.Training.GoodScores, TailMethod: method, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit, Now: time.Now})
 	if err != nil {
 		return nil, fmt.Errorf("model %s: operating point: %w", man.ID, err)

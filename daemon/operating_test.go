@@ -148,7 +148,7 @@ func TestRefinementOnTheLine(t *testing.T) {
 	waitFor(t, "20 inspections", 30*time.Second, func() bool { return d.Inspected() == 20 })
 	st := d.Status()
 	o := st.Operating
-	if o.PredictedFRR == nil || o.Inspections != 20 || o.Bounds != [2]float64{0.25 * cal, 2 * cal} || !o.Refine {
+	if o.PredictedFRR == nil || o.Inspections != 20 || o.Bounds != [2]float64{operating.MinFactorFor(man.Manifest.Threshold.Method) * cal, 2 * cal} || !o.Refine {
 		t.Fatalf("operating status after 20 parts %+v", o)
 	}
 	if st.Threshold < o.Bounds[0] || st.Threshold > o.Bounds[1] {

@@ -632,7 +632,7 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 			line = append(line, badParts[i])
 		}
 		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed,
-			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method})
+			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method, MinFactor: operating.MinFactorFor(man.Threshold.Method)})
 		if err != nil {
 			return nil, fmt.Errorf("simulated line: %w", err)
 		}

@@ -56,6 +56,9 @@ func TestSimulateOnSyntheticLines(t *testing.T) {
 		{"10% defects, close defects", 0.10, 0.8, 0.5, 0},
 		{"10% defects, fold bias, bounds [0.5, 2]", 0.10, 1.5, 0.5, 0.5},
 		{"30% defects, fold bias, bounds [0.5, 2]", 0.30, 1.5, 0.5, 0.5},
+		// Leave-one-out scores of the final model: refinement only raises.
+		{"10% defects, leave-one-out, raised only", 0.10, 1.5, 0, 1},
+		{"10% defects, a batch scoring higher than calibration, raised only", 0.10, 1.5, -0.3, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const runs = 20
@@ -177,5 +180,24 @@ func TestRates(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Leave-one-out thresholds (the patch methods') are only raised on the line;
+// fold-model thresholds may fall to DefaultMinFactor.
+func TestMinFactorFor(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		want   float64
+	}{
+		{"loo-gaussian+empirical", 1},
+		{"loo-lognormal", 1},
+		{"lognormal", DefaultMinFactor},
+		{"auto", DefaultMinFactor},
+		{"", DefaultMinFactor},
+	} {
+		if got := MinFactorFor(tc.method); got != tc.want {
+			t.Errorf("MinFactorFor(%q) = %v, want %v", tc.method, got, tc.want)
+		}
 	}
 }
