@@ -27,7 +27,7 @@ type Daemon struct {
 	Transforms     int           `envconfig:"TRANSFORMS" default:"0" desc:"T per inspection (0: the model's)"`
 	Threshold      float64       `envconfig:"THRESHOLD" default:"0" desc:"decision threshold override (0: the model's); fixes the threshold: no refinement"`
 	FRR            float64       `envconfig:"FRR" default:"0" desc:"target false-reject rate override, e.g. 0.02: the threshold is recomputed from the model's out-of-sample good scores with the model's tail method (0: the model's threshold and rate); refinement aims at it"`
-	Refine         string        `envconfig:"REFINE" default:"off" desc:"refine the threshold on the line from the stream of scores: on or off (off: measured on ELPV it raised false rejects)"`
+	Refine         string        `envconfig:"REFINE" default:"off" desc:"refine the threshold on the line from the stream of scores: on or off (off by default: a patch model's threshold is only raised, fewer false rejects for fewer catches, see README)"`
 	RefineAfter    int           `envconfig:"REFINE_AFTER" default:"100" desc:"inspections before the first refinement (then every quarter of it)"`
 	RefineWindow   int           `envconfig:"REFINE_WINDOW" default:"1000" desc:"recent scores refinement and drift look at"`
 	RefineMin      float64       `envconfig:"REFINE_MIN_FACTOR" desc:"refinement never goes below this times the starting (calibrated or FRR) threshold (0: by the model: 1 for leave-one-out thresholds, the patch methods, so refinement only raises them; 0.25 for the pooled methods)"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/local"
+	"github.com/inspectd/inspectd/transform"
 )
 
 // Each patch density takes its own settings: patchcore's bank size is
@@ -196,5 +197,23 @@ func TestCalibFlagsNeighbourhood(t *testing.T) {
 				t.Errorf("windows %v, want %v", cfg.Local.Grid.Neighbourhood, tc.win)
 			}
 		})
+	}
+}
+
+// calibrate says in words what the training views vary.
+func TestDescribeViews(t *testing.T) {
+	for _, tc := range []struct {
+		tr   transform.Config
+		want string
+	}{
+		{transform.Config{Mode: transform.None}, "unchanged copies"},
+		{transform.Config{Mode: transform.Small, MaxAngle: 10}, "turned by up to 10 degrees"},
+		{transform.Config{Mode: transform.Rotate, Flips: true}, "turned by any angle, mirrored"},
+		{transform.Config{Mode: transform.None, Brightness: 0.2, Contrast: 0.2, Saturation: 0.1, Shift: 0.04},
+			"brightness, contrast and saturation changed by up to 20/20/10%, moved by up to 4% of its size"},
+	} {
+		if got := describeViews(tc.tr); got != tc.want {
+			t.Errorf("describeViews(%+v) = %q, want %q", tc.tr, got, tc.want)
+		}
 	}
 }

@@ -289,13 +289,13 @@ func describeViews(t transform.Config) string {
 		parts = append(parts, "turned by any angle")
 	}
 	if t.Jitters() {
-		parts = append(parts, fmt.Sprintf("brightness, contrast and saturation changed by up to %g/%g/%g%%", 100*t.Brightness, 100*t.Contrast, 100*t.Saturation))
+		parts = append(parts, fmt.Sprintf("brightness, contrast and saturation changed by up to %.3g/%.3g/%.3g%%", 100*t.Brightness, 100*t.Contrast, 100*t.Saturation))
 	}
 	if t.Flips {
 		parts = append(parts, "mirrored")
 	}
 	if t.Shift > 0 {
-		parts = append(parts, fmt.Sprintf("moved by up to %g%% of its size", 100*t.Shift))
+		parts = append(parts, fmt.Sprintf("moved by up to %.3g%% of its size", 100*t.Shift))
 	}
 	if len(parts) == 0 {
 		return "unchanged copies"
