@@ -530,7 +530,7 @@ func FromCache(ctx context.Context, ex *features.Extractor, backbone, sha string
 	}
 	slices.Sort(good)
 	man := baseManifest(cfg, backbone, sha, T, fit.MethodConfig, partShape(imgs))
-	man.Threshold = model.Threshold{Value: info.Value, Method: "kfold-" + string(info.Method), TargetFRR: info.TargetFRR,
+	man.Threshold = model.Threshold{Value: info.Value, Method: evalstats.ScoresKFold + string(info.Method), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR, Folds: len(folds)}
 	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = n, n*tv, good
 	man.Training.Epochs, man.Training.FinalLoss = fit.Epochs, fit.FinalLoss

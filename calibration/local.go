@@ -136,7 +136,7 @@ func calibrateLocal(ctx context.Context, ex *features.Extractor, backbone, sha s
 	if cfg.ThresholdBy == evalstats.MethodGaussianEmpirical {
 		tail = cfg.ThresholdBy
 	}
-	man.Threshold = model.Threshold{Value: info.Value, Method: "loo-" + string(tail), TargetFRR: info.TargetFRR,
+	man.Threshold = model.Threshold{Value: info.Value, Method: evalstats.ScoresLeaveOneOut + string(tail), TargetFRR: info.TargetFRR,
 		Samples: info.N, EmpiricalFRR: info.EmpiricalFRR}
 	man.Training.Images, man.Training.Vectors, man.Training.GoodScores = len(imgs), best.rows, good
 	if len(cands) > 1 {

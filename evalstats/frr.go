@@ -26,6 +26,13 @@ func ThresholdForFRR(good []float64, frr float64, method ThresholdMethod) (float
 	return info.Value, nil
 }
 
+// How calibration made the out-of-sample good scores: the prefix of a
+// manifest's threshold method.
+const (
+	ScoresLeaveOneOut = "loo-"   // each good part scored by the final model without its own data
+	ScoresKFold       = "kfold-" // each good part scored by a fold model that never saw it
+)
+
 // ParseThresholdMethod reads the tail method from a manifest's threshold
 // method, which calibration writes as "<how the scores were made>-<method>"
 // (e.g. "kfold-lognormal"). An empty string is MethodAuto; a method this

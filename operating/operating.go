@@ -90,7 +90,7 @@ const (
 // higher than the final model's on new good parts, which the line may
 // correct down to DefaultMinFactor.
 func MinFactorFor(thresholdMethod string) float64 {
-	if strings.HasPrefix(thresholdMethod, "loo-") {
+	if strings.HasPrefix(thresholdMethod, evalstats.ScoresLeaveOneOut) {
 		return 1
 	}
 	return DefaultMinFactor
