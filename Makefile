@@ -25,13 +25,19 @@ test: lint
 	$(GO) test -count=1 -timeout 40m $(PKGS)
 	INSPECTD_SOAK=$${INSPECTD_SOAK:-2m} $(GO) test -count=1 -timeout 20m -tags matprofile -run 'Soak|Leak|Mat|RealCamera|GigEFake|GigESoftwareTrigger' $(MATPKGS)
 
-# Fuzzing for a bounded time (FUZZTIME each): the model reader and the image
-# check and decoder. Inputs that fail are written to testdata/fuzz and
-# replayed by every later `go test`.
+# Fuzzing for a bounded time (FUZZTIME each) of every parser of untrusted
+# input: model files, backbone files, images, MQTT feedback and commands
+# (plain and Sparkplug), source URIs and regions of interest. Inputs that
+# fail are written to testdata/fuzz and replayed by every later `go test`.
 FUZZTIME ?= 30s
+FUZZ := model:FuzzLoad local:FuzzPaDiMLoad engine/onnxproto:FuzzReadSignature \
+	imageops:FuzzDecode imageops:FuzzParseROI alerts:FuzzParseFeedback \
+	alerts:FuzzParseCommand sparkplug:FuzzParseCommand capture:FuzzParseURI
 fuzz: setup
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./model/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imageops/
+	@set -e; for t in $(FUZZ); do \
+	  echo "fuzz $${t#*:} ./$${t%%:*}/"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}/; \
+	done
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 10x $(PKGS)

@@ -2,6 +2,8 @@ package alerts
 
 import (
 	"errors"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,4 +58,30 @@ func TestCommandTopics(t *testing.T) {
 	if got := tp.StateTopic(CommandInspection); got != "plant1/line3/cam0/inspection/state" {
 		t.Errorf("inspection state topic %q", got)
 	}
+}
+
+// FuzzParseCommand: a command payload is refused with an error wrapping
+// ErrCommand or accepted with a finite threshold; nothing else reaches the
+// daemon. Run with go test -run '^$' -fuzz FuzzParseCommand -fuzztime 30s ./alerts/
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{"12.5", " 3e2\n", "NaN", "0x1p-2", "ON", "off", "RELOAD", "1e400", "_1"} {
+		for _, name := range CommandNames {
+			f.Add(string(name), []byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, name string, payload []byte) {
+		c, err := ParseCommand(CommandName(name), payload)
+		if err != nil {
+			if !errors.Is(err, ErrCommand) {
+				t.Fatalf("error %v does not wrap ErrCommand", err)
+			}
+			return
+		}
+		if !slices.Contains(CommandNames, c.Name) || len(payload) > MaxCommandBytes {
+			t.Fatalf("accepted %q for %q", payload, name)
+		}
+		if math.IsNaN(c.Threshold) || math.IsInf(c.Threshold, 0) {
+			t.Fatalf("accepted threshold %v from %q", c.Threshold, payload)
+		}
+	})
 }

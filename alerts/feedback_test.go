@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func TestParseFeedback(t *testing.T) {
@@ -118,4 +119,41 @@ func TestFeedbackRoundTrip(t *testing.T) {
 			t.Errorf("delivery %d not among %+v", i, got)
 		}
 	}
+}
+
+// FuzzParseFeedback: any payload is refused with an error wrapping
+// ErrFeedback or accepted as a verdict the daemon can act on (a known label,
+// an id, no control characters, bounded ids). Run with
+// go test -run '^$' -fuzz FuzzParseFeedback -fuzztime 30s ./alerts/
+func FuzzParseFeedback(f *testing.F) {
+	for _, s := range []string{
+		`{"event_id":"4bcbc35f","label":"good"}`,
+		`{"part_id":" A-17 ","label":"defect"}`,
+		`{"event_id":"e","part_id":"p","label":"good"}`,
+		`{"event_id":"\u0007","label":"good"}`,
+		`{"event_id":"e","label":"good"} {}`,
+		`[]`, ``, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fb, err := ParseFeedback(payload)
+		if err != nil {
+			if !errors.Is(err, ErrFeedback) {
+				t.Fatalf("error %v does not wrap ErrFeedback", err)
+			}
+			return
+		}
+		if fb.Label != LabelGood && fb.Label != LabelDefect {
+			t.Fatalf("accepted label %q", fb.Label)
+		}
+		if fb.EventID == "" && fb.PartID == "" {
+			t.Fatal("accepted a verdict without an id")
+		}
+		for _, id := range []string{fb.EventID, fb.PartID} {
+			if len(id) > maxPartIDBytes || strings.TrimSpace(id) != id || strings.ContainsFunc(id, unicode.IsControl) {
+				t.Fatalf("accepted id %q", id)
+			}
+		}
+	})
 }

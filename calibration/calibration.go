@@ -20,8 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"image"
-
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/evalstats"
@@ -308,7 +306,7 @@ type Cache struct {
 // use; it fails when fewer than MinImages remain, and as soon as the
 // decoded (cropped) images hold more than memory bytes (Config.ImageMemory).
 func LoadImages(files []string, roi string, memory int64) ([]gocv.Mat, []string, error) {
-	r, err := parseROI(roi)
+	r, err := imageops.ParseOptionalROI(roi)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -570,13 +568,6 @@ func baseManifest(cfg Config, backbone, sha string, T int, mc json.RawMessage, s
 		HeatmapSigma:   cfg.HeatmapSigma,
 		Training:       model.Training{Views: cfg.TrainViews, Seed: cfg.Seed, Created: time.Now().UTC(), Host: host, Shape: shape},
 	}
-}
-
-func parseROI(s string) (r image.Rectangle, err error) {
-	if s == "" {
-		return r, nil
-	}
-	return imageops.ParseROI(s)
 }
 
 // heatScale measures the heat good parts reach, the overlay's cold end, so an

@@ -113,3 +113,37 @@ func TestBackoffDoublesToCap(t *testing.T) {
 		t.Fatalf("after reset backoff %v, want 10ms", got)
 	}
 }
+
+// FuzzParseURI: a source URI (a setting, so hostile until checked) is
+// refused or names a known kind with a non-empty target; a GigE camera's
+// name and features stay inside the first element of the pipeline they are
+// written into, so they cannot add elements. Run with
+// go test -run '^$' -fuzz FuzzParseURI -fuzztime 30s ./capture/
+func FuzzParseURI(f *testing.F) {
+	for _, s := range []string{
+		"/dev/video0", "0", "v4l2:/dev/video1", "-1", "file:///data/a.mp4", "rtsp://u:p@10.0.0.5/s1",
+		"gst:videotestsrc ! appsink", "dir:/spool/cam1",
+		"gige:Basler-123?pixel-format=BayerRG8&width=640&exposure=2000&features=Gain=3",
+		`gige:cam" ! filesink location=/etc/x ! fakesink name="`,
+		"gige:?features=A=1%20B=2&trigger=software",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		kind, target, err := ParseURI(uri)
+		if err != nil {
+			return
+		}
+		if kind.String() == "unknown" || strings.TrimSpace(target) == "" {
+			t.Fatalf("ParseURI(%q) = %v %q", uri, kind, target)
+		}
+		if kind != KindGigE || strings.HasPrefix(target, aravisTargetPrefix) {
+			return
+		}
+		first, rest, ok := strings.Cut(target, " ! ")
+		if !ok || !strings.HasPrefix(first, "aravissrc") || strings.Contains(first, "!") ||
+			strings.Count(first, `"`)%2 != 0 || !strings.HasSuffix(rest, " ! appsink drop=true max-buffers=1") {
+			t.Fatalf("ParseURI(%q): pipeline %q", uri, target)
+		}
+	})
+}

@@ -33,6 +33,15 @@ func Crop(m gocv.Mat, r image.Rectangle) (gocv.Mat, error) {
 // spec.ParseROI's (model files record it), named here for the image code.
 func ParseROI(s string) (image.Rectangle, error) { return spec.ParseROI(s) }
 
+// ParseOptionalROI is ParseROI where an empty setting means the whole image
+// (the zero rectangle).
+func ParseOptionalROI(s string) (image.Rectangle, error) {
+	if s == "" {
+		return image.Rectangle{}, nil
+	}
+	return spec.ParseROI(s)
+}
+
 // Rotate rotates src by deg degrees counter-clockwise (as displayed, the
 // convention of OpenCV and torchvision) about the image centre, keeping its
 // size, with bilinear interpolation. Works for any Mat type warpAffine

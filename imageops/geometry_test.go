@@ -1,6 +1,7 @@
 package imageops
 
 import (
+	"fmt"
 	"image"
 	"slices"
 	"strings"
@@ -24,6 +25,9 @@ func TestParseROI(t *testing.T) {
 		{"-1,2,3,4", image.Rectangle{}, "x and y must be >= 0"},
 		{"1,2,0,4", image.Rectangle{}, "w and h must be > 0"},
 		{"", image.Rectangle{}, "4 integers"},
+		{"9223372036854775807,0,1,1", image.Rectangle{}, "at most 1048576"},
+		{"0,0,1048577,1", image.Rectangle{}, "at most 1048576"},
+		{"1048576,1048576,1048576,1048576", image.Rect(1048576, 1048576, 2097152, 2097152), ""},
 	}
 	for _, tc := range tests {
 		got, err := ParseROI(tc.in)
@@ -36,6 +40,41 @@ func TestParseROI(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("ParseROI(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// FuzzParseROI: a region is refused or is a non-empty rectangle that reads
+// back as the same numbers (no overflow turning it inside out). Run with
+// go test -run '^$' -fuzz FuzzParseROI -fuzztime 30s ./imageops/
+func FuzzParseROI(f *testing.F) {
+	for _, s := range []string{"10,20,30,40", " 0, 0 ,5,5 ", "1,2,3", "-1,2,3,4", "9223372036854775807,0,1,1", "+1,2,3,4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseROI(s)
+		if err != nil {
+			return
+		}
+		if r.Empty() || r.Min.X < 0 || r.Min.Y < 0 {
+			t.Fatalf("ParseROI(%q) = %v", s, r)
+		}
+		again, err := ParseROI(fmt.Sprintf("%d,%d,%d,%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy()))
+		if err != nil || again != r {
+			t.Fatalf("ParseROI(%q) = %v, which reads back as %v, %v", s, r, again, err)
+		}
+		opt, err := ParseOptionalROI(s)
+		if err != nil || opt != r {
+			t.Fatalf("ParseOptionalROI(%q) = %v, %v; ParseROI gave %v", s, opt, err, r)
+		}
+	})
+}
+
+func TestParseOptionalROI(t *testing.T) {
+	if r, err := ParseOptionalROI(""); err != nil || r != (image.Rectangle{}) {
+		t.Fatalf("ParseOptionalROI(\"\") = %v, %v; want the zero rectangle", r, err)
+	}
+	if _, err := ParseOptionalROI("1,2"); err == nil {
+		t.Fatal("ParseOptionalROI accepted \"1,2\"")
 	}
 }
 

@@ -233,6 +233,11 @@ func parseValueInfo(b []byte) (ValueInfo, error) {
 							err := walk(d, func(n protowire.Number, t protowire.Type, p []byte, u uint64) error {
 								switch {
 								case n == dimValue && t == protowire.VarintType:
+									// A varint past 2^63 would read as negative, which
+									// this package means as "any size".
+									if u > math.MaxInt64 {
+										return fmt.Errorf("dimension %d out of range", u)
+									}
 									dim.Value = int64(u)
 								case n == dimParam && t == protowire.BytesType:
 									dim.Param = string(p)

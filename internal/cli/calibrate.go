@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"image"
 	"io"
 	"os"
 	"strings"
@@ -353,10 +352,3 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-func parseROIFlag(s string) (image.Rectangle, error) {
-	if s == "" {
-		return image.Rectangle{}, nil
-	}
-	return imageops.ParseROI(s)
-}

@@ -93,7 +93,7 @@ func captureGood(ctx context.Context, count int, interval time.Duration, roi, sa
 	if err := os.MkdirAll(saveDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	r, err := parseROIFlag(roi)
+	r, err := imageops.ParseOptionalROI(roi)
 	if err != nil {
 		return nil, nil, err
 	}
