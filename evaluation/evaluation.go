@@ -103,6 +103,10 @@ type LinePoint struct {
 	// AfterOracleCatch: a threshold chosen with hindsight on the parts
 	// after, at the false-reject count the line's decisions made there.
 	AfterOracleCatch float64 `json:"after_oracle_catch_rate"`
+	// StaticAfter*: the same parts after, at the calibrated threshold
+	// (refinement off), so the two can be compared part for part.
+	StaticAfterFRR   float64 `json:"static_after_false_reject_rate"`
+	StaticAfterCatch float64 `json:"static_after_catch_rate"`
 	Threshold        float64 `json:"threshold"`
 }
 
@@ -639,7 +643,8 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final}
 		for _, c := range sim.Checkpoints {
 			run.Checkpoints = append(run.Checkpoints, LinePoint{Parts: c.Parts, FRR: c.Cumulative.FRR, Catch: c.Cumulative.Catch,
-				OracleCatch: c.Cumulative.OracleCatch, AfterFRR: c.After.FRR, AfterCatch: c.After.Catch, AfterOracleCatch: c.After.OracleCatch, Threshold: c.Threshold})
+				OracleCatch: c.Cumulative.OracleCatch, AfterFRR: c.After.FRR, AfterCatch: c.After.Catch, AfterOracleCatch: c.After.OracleCatch,
+				StaticAfterFRR: c.StaticAfter.FRR, StaticAfterCatch: c.StaticAfter.Catch, Threshold: c.Threshold})
 		}
 		runs = append(runs, run)
 	}
@@ -777,19 +782,21 @@ func printSummary(w io.Writer, s Summary, dir string) {
 	if len(s.Line) > 0 {
 		// medians over the shuffles, per checkpoint
 		for k := range s.Line[0].Checkpoints {
-			var frr, catch, oracle, afrr, acatch, aoracle []float64
+			var frr, catch, oracle, afrr, acatch, aoracle, sfrr, scatch []float64
 			for _, l := range s.Line {
 				if k < len(l.Checkpoints) {
 					c := l.Checkpoints[k]
 					frr, catch, oracle = append(frr, c.FRR), append(catch, c.Catch), append(oracle, c.OracleCatch)
 					afrr, acatch, aoracle = append(afrr, c.AfterFRR), append(acatch, c.AfterCatch), append(aoracle, c.AfterOracleCatch)
+					sfrr, scatch = append(sfrr, c.StaticAfterFRR), append(scatch, c.StaticAfterCatch)
 				}
 			}
 			fmt.Fprintf(w, "  simulated line (%.0f%% defects, refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)",
 				100*s.LineDefects, len(frr), s.Line[0].Checkpoints[k].Parts, 100*evalstats.Median(frr), 100*evalstats.Median(catch), 100*evalstats.Median(oracle))
 			if k < len(s.Line[0].Checkpoints)-1 {
-				fmt.Fprintf(w, "; the parts after: false rejects %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%)",
-					100*evalstats.Median(afrr), 100*evalstats.Mean(afrr), 100*evalstats.Median(acatch), 100*evalstats.Median(aoracle))
+				fmt.Fprintf(w, "; the parts after: false rejects %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%); without refinement %.1f%% (mean %.1f%%), catches %.1f%%",
+					100*evalstats.Median(afrr), 100*evalstats.Mean(afrr), 100*evalstats.Median(acatch), 100*evalstats.Median(aoracle),
+					100*evalstats.Median(sfrr), 100*evalstats.Mean(sfrr), 100*evalstats.Median(scatch))
 			}
 			fmt.Fprintln(w)
 		}

@@ -38,8 +38,9 @@ type Checkpoint struct {
 	// force when it came; After covers parts Parts+1..end, decided the same
 	// way (empty at the last checkpoint).
 	Cumulative, After Rates
-	// Static is Cumulative at the calibrated threshold, unrefined.
-	Static Rates
+	// Static and StaticAfter are Cumulative and After at the calibrated
+	// threshold, unrefined: the same parts without refinement.
+	Static, StaticAfter Rates
 }
 
 // Simulation is the outcome of Simulate.
@@ -104,7 +105,8 @@ func Simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg 
 	cps = append(cps, len(order))
 	for _, n := range cps {
 		sim.Checkpoints = append(sim.Checkpoints, Checkpoint{Parts: n, Threshold: thrAfter[n-1], Source: srcAfter[n-1],
-			Cumulative: rates(order[:n], rejected[:n]), After: rates(order[n:], rejected[n:]), Static: rates(order[:n], static[:n])})
+			Cumulative: rates(order[:n], rejected[:n]), After: rates(order[n:], rejected[n:]), Static: rates(order[:n], static[:n]),
+			StaticAfter: rates(order[n:], static[n:])})
 	}
 	return sim, nil
 }

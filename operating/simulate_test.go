@@ -128,9 +128,13 @@ func TestSimulateDeterministicAndStatic(t *testing.T) {
 	if len(off.Changes) != 0 || off.Final != 20 {
 		t.Errorf("refinement off moved the threshold: %+v", off.Changes)
 	}
-	for _, c := range off.Checkpoints {
-		if c.Cumulative != c.Static {
-			t.Errorf("refinement off: %+v differs from the static %+v", c.Cumulative, c.Static)
+	for i, c := range off.Checkpoints {
+		if c.Cumulative != c.Static || c.After != c.StaticAfter {
+			t.Errorf("refinement off: %+v differs from the static %+v", c, c)
+		}
+		// The static figures are the same parts whatever the refinement did.
+		if on := a.Checkpoints[i]; on.Static != c.Static || on.StaticAfter != c.StaticAfter {
+			t.Errorf("checkpoint %d: static %+v / %+v with refinement on, %+v / %+v off", i, on.Static, on.StaticAfter, c.Static, c.StaticAfter)
 		}
 	}
 	small, _ := Simulate(parts[:30], 20, good, 3, Config{Refine: true})
