@@ -79,11 +79,11 @@ func TestLoadDaemonDefaults(t *testing.T) {
 	if d.Camera != "cam0" || d.Trigger != "continuous" || d.TriggerDelay != 0 || d.MaxBatch != 2 || d.Engine != "onnxruntime" || !d.Heatmaps {
 		t.Errorf("defaults %+v", d)
 	}
-	if d.FRR != 0 || d.Refining() || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {
+	if d.FRR != 0 || d.Refine != "auto" || !d.Refining(1) || d.Refining(0.25) || d.RefineAfter != 100 || d.StateDir != "/var/lib/inspectd" || d.DriftWindow != 50 {
 		t.Errorf("operating defaults %+v", d)
 	}
 	t.Setenv("INSPECTD_THRESHOLD", "7")
-	if d, err := LoadDaemon(); err != nil || d.Refining() {
+	if d, err := LoadDaemon(); err != nil || d.Refining(1) {
 		t.Errorf("a fixed threshold still refines (%v)", err)
 	}
 	if b := d.Brokers(); len(b) != 2 || b[1] != "mqtts://b:8883" {
@@ -99,7 +99,7 @@ func TestValidateFillsOperatingDefaults(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if d.Refine != "off" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0 || d.RefineMax != 2 ||
+	if d.Refine != "auto" || d.RefineAfter != 100 || d.RefineWindow != 1000 || d.RefineMin != 0 || d.RefineMax != 2 ||
 		d.DriftWindow != 50 || d.DriftLimit != 1 || d.FeedbackMemory != 5000 || d.StateDir != "/tmp/x" {
 		t.Errorf("defaults %+v", d)
 	}
@@ -112,5 +112,26 @@ func TestLoadDaemonErrorRedactsBroker(t *testing.T) {
 	_, err := LoadDaemon()
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "ssl://***@a:8883") {
 		t.Fatalf("error %v; want the mix refused without the password", err)
+	}
+}
+
+func TestRefining(t *testing.T) {
+	for _, tc := range []struct {
+		refine    string
+		threshold float64
+		minFactor float64
+		want      bool
+	}{
+		{"auto", 0, 1, true},     // a leave-one-out threshold: the line only raises it
+		{"auto", 0, 0.25, false}, // a fold threshold the line could lower
+		{"auto", 7, 1, false},    // a fixed threshold never moves
+		{"on", 0, 0.25, true},
+		{"on", 7, 1, false},
+		{"off", 0, 1, false},
+	} {
+		d := Daemon{Refine: tc.refine, Threshold: tc.threshold}
+		if got := d.Refining(tc.minFactor); got != tc.want {
+			t.Errorf("REFINE=%s THRESHOLD=%g, lower bound %g: refining %v, want %v", tc.refine, tc.threshold, tc.minFactor, got, tc.want)
+		}
 	}
 }

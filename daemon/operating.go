@@ -67,8 +67,10 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 		}
 		start, src, target = v, operating.SourceFRR, d.cfg.FRR
 	}
-	op, err := operating.New(operating.Config{Start: start, Source: src, TargetFRR: target, Refine: d.cfg.Refining(),
-		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: cmp.Or(d.cfg.RefineMin, operating.MinFactorFor(man.Threshold.Method)), MaxFactor: d.cfg.RefineMax,
+	minFactor := cmp.Or(d.cfg.RefineMin, operating.MinFactorFor(man.Threshold.Method))
+	refine := d.cfg.Refining(minFactor)
+	op, err := operating.New(operating.Config{Start: start, Source: src, TargetFRR: target, Refine: refine,
+		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: minFactor, MaxFactor: d.cfg.RefineMax,
 		CalibrationGood: man.Training.GoodScores, TailMethod: method, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit, Now: time.Now})
 	if err != nil {
 		return nil, fmt.Errorf("model %s: operating point: %w", man.ID, err)
@@ -82,7 +84,7 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 	t, s := op.Threshold()
 	l.SetThreshold(t)
 	d.log.Info("threshold in force", "model", man.ID, "threshold", t, "source", s, "target_frr", target,
-		"refine", d.cfg.Refining(), "bounds", []float64{op.Snapshot().Lower, op.Snapshot().Upper})
+		"refine", refine, "bounds", []float64{op.Snapshot().Lower, op.Snapshot().Upper})
 	return a, nil
 }
 
