@@ -123,6 +123,39 @@ func TestFRROverrideNeedsGoodScores(t *testing.T) {
 	}
 }
 
+// INSPECTD_REFINE=auto (the default) refines a threshold the line can only
+// raise, a leave-one-out one, and leaves a fold-model threshold alone; the
+// status says which.
+func TestRefineAutoFollowsTheModel(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		want   bool
+	}{
+		{evalstats.ScoresLeaveOneOut + "gaussian", true},
+		{evalstats.ScoresKFold + "gaussian", false},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			f := newFixture(t, 14)
+			m, err := model.Load(f.model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Manifest.Threshold.Method = tc.method
+			tensors := make([]model.Tensor, 0, len(m.Tensors))
+			for _, ti := range m.Manifest.Tensors {
+				tensors = append(tensors, m.Tensors[ti.Name])
+			}
+			if err := model.Save(f.model, m.Manifest, tensors); err != nil {
+				t.Fatal(err)
+			}
+			d, _ := startDaemon(t, f.config(t, "dir:"+filepath.Join(f.dir, "hot")))
+			if st := d.Status(); st.Operating == nil || st.Operating.Refine != tc.want {
+				t.Fatalf("threshold method %s: status operating %+v; want refine %v", tc.method, st.Operating, tc.want)
+			}
+		})
+	}
+}
+
 // Refinement from the stream after INSPECTD_REFINE_AFTER parts, within the
 // bounds, said in status and metrics, and kept across a restart.
 func TestRefinementOnTheLine(t *testing.T) {
