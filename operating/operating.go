@@ -80,15 +80,11 @@ const (
 // MinFactorFor is the lower bound factor for a model whose threshold came
 // by thresholdMethod (the manifest's threshold.method). Leave-one-out
 // scores of the final model ("loo-..."; the patch methods) carry no fold
-// model's bias for the line to correct, so refinement only raises their
-// threshold: replayed over 28 calibrations of 16 parts (12 mono, 10 poly, 4
-// synthetic parts, 2 small-defect sets; docs/lab-notes.md, session 15),
-// letting it fall as far as DefaultMinFactor rejected 4.9% / 1.3% / 6.3% /
-// 1.7% of good parts after the 100th at the 1% target, raising only 2.9% /
-// 1.2% / 1.7% / 0.6%, with catches within 10 points of a hindsight
-// threshold at the same rate. Fold-model scores (the pooled methods) run
-// higher than the final model's on new good parts, which the line may
-// correct down to DefaultMinFactor.
+// model's bias for the line to correct, and lowering their threshold on the
+// line's shift followed noise in the line's body (docs/lab-notes.md,
+// session 15), so refinement only raises it. Fold-model scores (the pooled
+// methods) run higher than the final model's on new good parts, which the
+// line may correct down to DefaultMinFactor.
 func MinFactorFor(thresholdMethod string) float64 {
 	if strings.HasPrefix(thresholdMethod, evalstats.ScoresLeaveOneOut) {
 		return 1

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/transform"
 )
@@ -214,6 +215,18 @@ func TestDescribeViews(t *testing.T) {
 	} {
 		if got := describeViews(tc.tr); got != tc.want {
 			t.Errorf("describeViews(%+v) = %q, want %q", tc.tr, got, tc.want)
+		}
+	}
+}
+
+func TestRefineNote(t *testing.T) {
+	for _, tc := range []struct{ method, want string }{
+		{evalstats.ScoresLeaveOneOut + "gaussian+empirical", "raises this threshold, never lowers it"},
+		{evalstats.ScoresKFold + "gaussian", "keeps this threshold as calibrated"},
+		{"", "keeps this threshold as calibrated"},
+	} {
+		if got := refineNote(tc.method); !strings.Contains(got, tc.want) {
+			t.Errorf("refineNote(%q) = %q; want it to say %q", tc.method, got, tc.want)
 		}
 	}
 }

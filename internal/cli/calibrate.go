@@ -17,6 +17,7 @@ import (
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
 	"github.com/inspectd/inspectd/model"
+	"github.com/inspectd/inspectd/operating"
 	"github.com/inspectd/inspectd/progress"
 	"github.com/inspectd/inspectd/transform"
 )
@@ -271,11 +272,22 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			100*r.TargetFRR, r.Threshold, 100*r.PredictedFRR, 100*r.Low, 100*r.High)
 	}
 	fmt.Fprintln(stdout, "  choose another operating point at run time with INSPECTD_FRR (or INSPECTD_THRESHOLD)")
+	fmt.Fprintln(stdout, "  "+refineNote(th.Method))
 	if m.Training.Choice == nil && m.Training.Views > 1 {
 		fmt.Fprintf(stdout, "  trained on %d views of each part: %s\n", m.Training.Views, describeViews(m.Transforms))
 	}
 	printChoice(stdout, m.Training.Choice)
 	return nil
+}
+
+// refineNote says what the daemon's default refinement (INSPECTD_REFINE=auto)
+// will do with a threshold made by thresholdMethod, so the engineer is not
+// surprised by a threshold that moves.
+func refineNote(thresholdMethod string) string {
+	if operating.MinFactorFor(thresholdMethod) >= 1 {
+		return "on the line the daemon raises this threshold, never lowers it, if good parts score higher than these (INSPECTD_REFINE=auto; off keeps it fixed)"
+	}
+	return "on the line the daemon keeps this threshold as calibrated (INSPECTD_REFINE=on lets it follow the line, down to a quarter of it)"
 }
 
 // describeViews says in words what a part's training views vary.
