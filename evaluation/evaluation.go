@@ -107,7 +107,12 @@ type LinePoint struct {
 	// (refinement off), so the two can be compared part for part.
 	StaticAfterFRR   float64 `json:"static_after_false_reject_rate"`
 	StaticAfterCatch float64 `json:"static_after_catch_rate"`
-	Threshold        float64 `json:"threshold"`
+	// ReviewedAfter*: the same line where a person checks every rejected
+	// part and confirms it good or defective (operating.SimulateReviewed).
+	ReviewedAfterFRR         float64 `json:"reviewed_after_false_reject_rate"`
+	ReviewedAfterCatch       float64 `json:"reviewed_after_catch_rate"`
+	ReviewedAfterOracleCatch float64 `json:"reviewed_after_oracle_catch_rate"`
+	Threshold                float64 `json:"threshold"`
 }
 
 type testImage struct {
@@ -635,16 +640,22 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		for _, i := range rng.Perm(len(badParts))[:nBad] {
 			line = append(line, badParts[i])
 		}
-		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed,
-			operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method, MinFactor: operating.MinFactorFor(man.Threshold.Method)})
+		cfg := operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method, MinFactor: operating.MinFactorFor(man.Threshold.Method)}
+		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("simulated line: %w", err)
 		}
+		rev, err := operating.SimulateReviewed(line, man.Threshold.Value, man.Training.GoodScores, seed, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("simulated line, reviewed: %w", err)
+		}
 		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final}
-		for _, c := range sim.Checkpoints {
+		for k, c := range sim.Checkpoints {
+			r := rev.Checkpoints[k].After
 			run.Checkpoints = append(run.Checkpoints, LinePoint{Parts: c.Parts, FRR: c.Cumulative.FRR, Catch: c.Cumulative.Catch,
 				OracleCatch: c.Cumulative.OracleCatch, AfterFRR: c.After.FRR, AfterCatch: c.After.Catch, AfterOracleCatch: c.After.OracleCatch,
-				StaticAfterFRR: c.StaticAfter.FRR, StaticAfterCatch: c.StaticAfter.Catch, Threshold: c.Threshold})
+				StaticAfterFRR: c.StaticAfter.FRR, StaticAfterCatch: c.StaticAfter.Catch,
+				ReviewedAfterFRR: r.FRR, ReviewedAfterCatch: r.Catch, ReviewedAfterOracleCatch: r.OracleCatch, Threshold: c.Threshold})
 		}
 		runs = append(runs, run)
 	}
@@ -782,13 +793,14 @@ func printSummary(w io.Writer, s Summary, dir string) {
 	if len(s.Line) > 0 {
 		// medians over the shuffles, per checkpoint
 		for k := range s.Line[0].Checkpoints {
-			var frr, catch, oracle, afrr, acatch, aoracle, sfrr, scatch []float64
+			var frr, catch, oracle, afrr, acatch, aoracle, sfrr, scatch, rfrr, rcatch, roracle []float64
 			for _, l := range s.Line {
 				if k < len(l.Checkpoints) {
 					c := l.Checkpoints[k]
 					frr, catch, oracle = append(frr, c.FRR), append(catch, c.Catch), append(oracle, c.OracleCatch)
 					afrr, acatch, aoracle = append(afrr, c.AfterFRR), append(acatch, c.AfterCatch), append(aoracle, c.AfterOracleCatch)
 					sfrr, scatch = append(sfrr, c.StaticAfterFRR), append(scatch, c.StaticAfterCatch)
+					rfrr, rcatch, roracle = append(rfrr, c.ReviewedAfterFRR), append(rcatch, c.ReviewedAfterCatch), append(roracle, c.ReviewedAfterOracleCatch)
 				}
 			}
 			fmt.Fprintf(w, "  simulated line (%.0f%% defects, refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)",
@@ -797,6 +809,8 @@ func printSummary(w io.Writer, s Summary, dir string) {
 				fmt.Fprintf(w, "; the parts after: false rejects %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%); without refinement %.1f%% (mean %.1f%%), catches %.1f%%",
 					100*evalstats.Median(afrr), 100*evalstats.Mean(afrr), 100*evalstats.Median(acatch), 100*evalstats.Median(aoracle),
 					100*evalstats.Median(sfrr), 100*evalstats.Mean(sfrr), 100*evalstats.Median(scatch))
+				fmt.Fprintf(w, "; every reject checked by a person %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%)",
+					100*evalstats.Median(rfrr), 100*evalstats.Mean(rfrr), 100*evalstats.Median(rcatch), 100*evalstats.Median(roracle))
 			}
 			fmt.Fprintln(w)
 		}

@@ -45,6 +45,10 @@ type FRRLine struct {
 	// The same parts at the calibrated threshold (refinement off).
 	StaticFRR   float64 `json:"static_false_reject_rate"`
 	StaticCatch float64 `json:"static_catch_rate"`
+	// The same line with every rejected part checked by a person.
+	ReviewedFRR         float64 `json:"reviewed_false_reject_rate"`
+	ReviewedCatch       float64 `json:"reviewed_catch_rate"`
+	ReviewedOracleCatch float64 `json:"reviewed_oracle_catch_rate"`
 }
 
 // frrLineSeeds are the shuffles of each calibration's simulated line.
@@ -182,12 +186,13 @@ func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) 
 	if err != nil {
 		return FRRLine{}, false, err
 	}
-	var frr, catch, oracle, sfrr, scatch []float64
+	var frr, catch, oracle, sfrr, scatch, rfrr, rcatch, roracle []float64
 	for _, r := range runs {
 		for _, c := range r.Checkpoints {
 			if c.Parts == frrLineAfter {
 				frr, catch, oracle = append(frr, c.AfterFRR), append(catch, c.AfterCatch), append(oracle, c.AfterOracleCatch)
 				sfrr, scatch = append(sfrr, c.StaticAfterFRR), append(scatch, c.StaticAfterCatch)
+				rfrr, rcatch, roracle = append(rfrr, c.ReviewedAfterFRR), append(rcatch, c.ReviewedAfterCatch), append(roracle, c.ReviewedAfterOracleCatch)
 			}
 		}
 	}
@@ -195,7 +200,8 @@ func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) 
 		return FRRLine{}, false, nil
 	}
 	return FRRLine{FRR: evalstats.Median(frr), Catch: evalstats.Median(catch), OracleCatch: evalstats.Median(oracle),
-		StaticFRR: evalstats.Median(sfrr), StaticCatch: evalstats.Median(scatch)}, true, nil
+		StaticFRR: evalstats.Median(sfrr), StaticCatch: evalstats.Median(scatch),
+		ReviewedFRR: evalstats.Median(rfrr), ReviewedCatch: evalstats.Median(rcatch), ReviewedOracleCatch: evalstats.Median(roracle)}, true, nil
 }
 
 func printFRRCheck(w io.Writer, c *FRRCheck) {
@@ -203,14 +209,17 @@ func printFRRCheck(w io.Writer, c *FRRCheck) {
 		return
 	}
 	if len(c.Line) > 0 {
-		var frr, catch, oracle, sfrr, scatch []float64
+		var frr, catch, oracle, sfrr, scatch, rfrr, rcatch, roracle []float64
 		for _, l := range c.Line {
 			frr, catch, oracle = append(frr, l.FRR), append(catch, l.Catch), append(oracle, l.OracleCatch)
 			sfrr, scatch = append(sfrr, l.StaticFRR), append(scatch, l.StaticCatch)
+			rfrr, rcatch, roracle = append(rfrr, l.ReviewedFRR), append(rcatch, l.ReviewedCatch), append(roracle, l.ReviewedOracleCatch)
 		}
 		fmt.Fprintf(w, "  FRR check, simulated line of each calibration (refinement on, %d shuffles each), parts after the %dth: false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%); without refinement %.2f%% (median %.2f%%, worst %.2f%%), caught %.1f%%\n",
 			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(frr), 100*evalstats.Median(frr), 100*slices.Max(frr), 100*evalstats.Mean(catch), 100*evalstats.Mean(oracle),
 			100*evalstats.Mean(sfrr), 100*evalstats.Median(sfrr), 100*slices.Max(sfrr), 100*evalstats.Mean(scatch))
+		fmt.Fprintf(w, "  FRR check, the same lines with every reject checked by a person (confirmed good or defect): false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%)\n",
+			100*evalstats.Mean(rfrr), 100*evalstats.Median(rfrr), 100*slices.Max(rfrr), 100*evalstats.Mean(rcatch), 100*evalstats.Mean(roracle))
 	}
 	if len(c.AUROC) > 0 {
 		fmt.Fprintf(w, "  image AUROC over %d calibrations on %d random good images: mean %.4f, median %.4f, lowest %.4f, highest %.4f\n",

@@ -62,6 +62,18 @@ var SimulationCheckpoints = []int{50, 100}
 // threshold in force when it comes, then observed; no feedback is given.
 // parts is not modified.
 func Simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg Config) (Simulation, error) {
+	return simulate(parts, calibrated, good, seed, cfg, false)
+}
+
+// SimulateReviewed is Simulate on a line where a person checks every
+// rejected part, as at a rework station, and says what it was: a good one
+// is confirmed good (ConfirmGood: it may raise the threshold), a defect is
+// confirmed (ConfirmDefect: its score leaves the window).
+func SimulateReviewed(parts []Part, calibrated float64, good []float64, seed int64, cfg Config) (Simulation, error) {
+	return simulate(parts, calibrated, good, seed, cfg, true)
+}
+
+func simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg Config, review bool) (Simulation, error) {
 	if len(parts) == 0 {
 		return Simulation{}, errors.New("operating: simulate: no parts")
 	}
@@ -88,6 +100,13 @@ func Simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg 
 		rejected[i] = p.Score > t
 		if c, ok := r.Observe(p.Score); ok {
 			sim.Changes = append(sim.Changes, c)
+		}
+		if review && rejected[i] {
+			if p.Defect {
+				r.ConfirmDefect(p.Score)
+			} else if c, ok := r.ConfirmGood(p.Score); ok {
+				sim.Changes = append(sim.Changes, c)
+			}
 		}
 		thrAfter[i], srcAfter[i] = r.Threshold()
 	}
