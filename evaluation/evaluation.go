@@ -793,24 +793,24 @@ func printSummary(w io.Writer, s Summary, dir string) {
 	if len(s.Line) > 0 {
 		// medians over the shuffles, per checkpoint
 		for k := range s.Line[0].Checkpoints {
-			var frr, catch, oracle, afrr, acatch, aoracle, sfrr, scatch, rfrr, rcatch, roracle []float64
+			var upTo, after, static, reviewed lineSeries
 			for _, l := range s.Line {
 				if k < len(l.Checkpoints) {
 					c := l.Checkpoints[k]
-					frr, catch, oracle = append(frr, c.FRR), append(catch, c.Catch), append(oracle, c.OracleCatch)
-					afrr, acatch, aoracle = append(afrr, c.AfterFRR), append(acatch, c.AfterCatch), append(aoracle, c.AfterOracleCatch)
-					sfrr, scatch = append(sfrr, c.StaticAfterFRR), append(scatch, c.StaticAfterCatch)
-					rfrr, rcatch, roracle = append(rfrr, c.ReviewedAfterFRR), append(rcatch, c.ReviewedAfterCatch), append(roracle, c.ReviewedAfterOracleCatch)
+					upTo.add(c.FRR, c.Catch, c.OracleCatch)
+					after.add(c.AfterFRR, c.AfterCatch, c.AfterOracleCatch)
+					static.add(c.StaticAfterFRR, c.StaticAfterCatch, 0)
+					reviewed.add(c.ReviewedAfterFRR, c.ReviewedAfterCatch, c.ReviewedAfterOracleCatch)
 				}
 			}
 			fmt.Fprintf(w, "  simulated line (%.0f%% defects, refinement on, median of %d shuffles) after %d parts: false rejects %.1f%%, catches %.1f%% (oracle at that FRR %.1f%%)",
-				100*s.LineDefects, len(frr), s.Line[0].Checkpoints[k].Parts, 100*evalstats.Median(frr), 100*evalstats.Median(catch), 100*evalstats.Median(oracle))
+				100*s.LineDefects, len(upTo.frr), s.Line[0].Checkpoints[k].Parts, 100*evalstats.Median(upTo.frr), 100*evalstats.Median(upTo.catch), 100*evalstats.Median(upTo.oracle))
 			if k < len(s.Line[0].Checkpoints)-1 {
 				fmt.Fprintf(w, "; the parts after: false rejects %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%); without refinement %.1f%% (mean %.1f%%), catches %.1f%%",
-					100*evalstats.Median(afrr), 100*evalstats.Mean(afrr), 100*evalstats.Median(acatch), 100*evalstats.Median(aoracle),
-					100*evalstats.Median(sfrr), 100*evalstats.Mean(sfrr), 100*evalstats.Median(scatch))
+					100*evalstats.Median(after.frr), 100*evalstats.Mean(after.frr), 100*evalstats.Median(after.catch), 100*evalstats.Median(after.oracle),
+					100*evalstats.Median(static.frr), 100*evalstats.Mean(static.frr), 100*evalstats.Median(static.catch))
 				fmt.Fprintf(w, "; every reject checked by a person %.1f%% (mean %.1f%%), catches %.1f%% (oracle at that FRR %.1f%%)",
-					100*evalstats.Median(rfrr), 100*evalstats.Mean(rfrr), 100*evalstats.Median(rcatch), 100*evalstats.Median(roracle))
+					100*evalstats.Median(reviewed.frr), 100*evalstats.Mean(reviewed.frr), 100*evalstats.Median(reviewed.catch), 100*evalstats.Median(reviewed.oracle))
 			}
 			fmt.Fprintln(w)
 		}

@@ -186,22 +186,30 @@ func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) 
 	if err != nil {
 		return FRRLine{}, false, err
 	}
-	var frr, catch, oracle, sfrr, scatch, rfrr, rcatch, roracle []float64
+	var refined, static, reviewed lineSeries
 	for _, r := range runs {
 		for _, c := range r.Checkpoints {
 			if c.Parts == frrLineAfter {
-				frr, catch, oracle = append(frr, c.AfterFRR), append(catch, c.AfterCatch), append(oracle, c.AfterOracleCatch)
-				sfrr, scatch = append(sfrr, c.StaticAfterFRR), append(scatch, c.StaticAfterCatch)
-				rfrr, rcatch, roracle = append(rfrr, c.ReviewedAfterFRR), append(rcatch, c.ReviewedAfterCatch), append(roracle, c.ReviewedAfterOracleCatch)
+				refined.add(c.AfterFRR, c.AfterCatch, c.AfterOracleCatch)
+				static.add(c.StaticAfterFRR, c.StaticAfterCatch, 0)
+				reviewed.add(c.ReviewedAfterFRR, c.ReviewedAfterCatch, c.ReviewedAfterOracleCatch)
 			}
 		}
 	}
-	if len(frr) == 0 {
+	if len(refined.frr) == 0 {
 		return FRRLine{}, false, nil
 	}
-	return FRRLine{FRR: evalstats.Median(frr), Catch: evalstats.Median(catch), OracleCatch: evalstats.Median(oracle),
-		StaticFRR: evalstats.Median(sfrr), StaticCatch: evalstats.Median(scatch),
-		ReviewedFRR: evalstats.Median(rfrr), ReviewedCatch: evalstats.Median(rcatch), ReviewedOracleCatch: evalstats.Median(roracle)}, true, nil
+	return FRRLine{FRR: evalstats.Median(refined.frr), Catch: evalstats.Median(refined.catch), OracleCatch: evalstats.Median(refined.oracle),
+		StaticFRR: evalstats.Median(static.frr), StaticCatch: evalstats.Median(static.catch),
+		ReviewedFRR: evalstats.Median(reviewed.frr), ReviewedCatch: evalstats.Median(reviewed.catch), ReviewedOracleCatch: evalstats.Median(reviewed.oracle)}, true, nil
+}
+
+// lineSeries gathers one kind of line figure (false rejects, catches, a
+// hindsight threshold's catches) over shuffles or calibrations.
+type lineSeries struct{ frr, catch, oracle []float64 }
+
+func (s *lineSeries) add(frr, catch, oracle float64) {
+	s.frr, s.catch, s.oracle = append(s.frr, frr), append(s.catch, catch), append(s.oracle, oracle)
 }
 
 func printFRRCheck(w io.Writer, c *FRRCheck) {
@@ -209,17 +217,17 @@ func printFRRCheck(w io.Writer, c *FRRCheck) {
 		return
 	}
 	if len(c.Line) > 0 {
-		var frr, catch, oracle, sfrr, scatch, rfrr, rcatch, roracle []float64
+		var refined, static, reviewed lineSeries
 		for _, l := range c.Line {
-			frr, catch, oracle = append(frr, l.FRR), append(catch, l.Catch), append(oracle, l.OracleCatch)
-			sfrr, scatch = append(sfrr, l.StaticFRR), append(scatch, l.StaticCatch)
-			rfrr, rcatch, roracle = append(rfrr, l.ReviewedFRR), append(rcatch, l.ReviewedCatch), append(roracle, l.ReviewedOracleCatch)
+			refined.add(l.FRR, l.Catch, l.OracleCatch)
+			static.add(l.StaticFRR, l.StaticCatch, 0)
+			reviewed.add(l.ReviewedFRR, l.ReviewedCatch, l.ReviewedOracleCatch)
 		}
 		fmt.Fprintf(w, "  FRR check, simulated line of each calibration (refinement on, %d shuffles each), parts after the %dth: false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%); without refinement %.2f%% (median %.2f%%, worst %.2f%%), caught %.1f%%\n",
-			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(frr), 100*evalstats.Median(frr), 100*slices.Max(frr), 100*evalstats.Mean(catch), 100*evalstats.Mean(oracle),
-			100*evalstats.Mean(sfrr), 100*evalstats.Median(sfrr), 100*slices.Max(sfrr), 100*evalstats.Mean(scatch))
+			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(refined.frr), 100*evalstats.Median(refined.frr), 100*slices.Max(refined.frr), 100*evalstats.Mean(refined.catch), 100*evalstats.Mean(refined.oracle),
+			100*evalstats.Mean(static.frr), 100*evalstats.Median(static.frr), 100*slices.Max(static.frr), 100*evalstats.Mean(static.catch))
 		fmt.Fprintf(w, "  FRR check, the same lines with every reject checked by a person (confirmed good or defect): false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%)\n",
-			100*evalstats.Mean(rfrr), 100*evalstats.Median(rfrr), 100*slices.Max(rfrr), 100*evalstats.Mean(rcatch), 100*evalstats.Mean(roracle))
+			100*evalstats.Mean(reviewed.frr), 100*evalstats.Median(reviewed.frr), 100*slices.Max(reviewed.frr), 100*evalstats.Mean(reviewed.catch), 100*evalstats.Mean(reviewed.oracle))
 	}
 	if len(c.AUROC) > 0 {
 		fmt.Fprintf(w, "  image AUROC over %d calibrations on %d random good images: mean %.4f, median %.4f, lowest %.4f, highest %.4f\n",

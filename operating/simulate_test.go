@@ -130,7 +130,7 @@ func TestSimulateDeterministicAndStatic(t *testing.T) {
 	}
 	for i, c := range off.Checkpoints {
 		if c.Cumulative != c.Static || c.After != c.StaticAfter {
-			t.Errorf("refinement off: %+v differs from the static %+v", c, c)
+			t.Errorf("refinement off: %+v / %+v differ from the static %+v / %+v", c.Cumulative, c.After, c.Static, c.StaticAfter)
 		}
 		// The static figures are the same parts whatever the refinement did.
 		if on := a.Checkpoints[i]; on.Static != c.Static || on.StaticAfter != c.StaticAfter {

@@ -13,6 +13,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/inspectd/inspectd/calibration"
+	"github.com/inspectd/inspectd/config"
 	"github.com/inspectd/inspectd/evalstats"
 	"github.com/inspectd/inspectd/imageops"
 	"github.com/inspectd/inspectd/local"
@@ -284,10 +285,10 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // will do with a threshold made by thresholdMethod, so the engineer is not
 // surprised by a threshold that moves.
 func refineNote(thresholdMethod string) string {
-	if operating.MinFactorFor(thresholdMethod) >= 1 {
+	if (config.Daemon{Refine: "auto"}).Refining(operating.MinFactorFor(thresholdMethod)) {
 		return "on the line the daemon raises this threshold, never lowers it, if good parts score higher than these (INSPECTD_REFINE=auto; off keeps it fixed)"
 	}
-	return "on the line the daemon keeps this threshold as calibrated (INSPECTD_REFINE=on lets it follow the line, down to a quarter of it)"
+	return fmt.Sprintf("on the line the daemon keeps this threshold as calibrated (INSPECTD_REFINE=on lets it follow the line, down to %g times it)", operating.DefaultMinFactor)
 }
 
 // describeViews says in words what a part's training views vary.
