@@ -32,7 +32,8 @@ test: lint
 FUZZTIME ?= 30s
 FUZZ := model:FuzzLoad local:FuzzPaDiMLoad engine/onnxproto:FuzzReadSignature \
 	imageops:FuzzDecode imageops:FuzzParseROI alerts:FuzzParseFeedback \
-	alerts:FuzzParseCommand sparkplug:FuzzParseCommand capture:FuzzParseURI
+	alerts:FuzzParseCommand sparkplug:FuzzParseCommand capture:FuzzParseURI \
+	internal/broker:FuzzParse
 fuzz: setup
 	@set -e; for t in $(FUZZ); do \
 	  echo "fuzz $${t#*:} ./$${t%%:*}/"; \

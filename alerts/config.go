@@ -2,17 +2,15 @@ package alerts
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/inspectd/inspectd/internal/broker"
 	"github.com/inspectd/inspectd/internal/redact"
 )
 
@@ -160,12 +158,12 @@ func (c Config) Validate() error {
 	}
 	anyTLS, anyPlain := false, false
 	for _, b := range c.Brokers {
-		u, err := parseBroker(b)
+		u, err := broker.Parse(b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("alerts config: Brokers: %w", err))
 			continue
 		}
-		if isTLSScheme(u.Scheme) {
+		if broker.IsTLS(u.Scheme) {
 			anyTLS = true
 		} else {
 			anyPlain = true
@@ -248,41 +246,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseBroker checks a broker URL and fills in the scheme's standard port.
-func parseBroker(raw string) (*url.URL, error) {
-	raw0 := raw
-	raw = redact.String(raw) // for the messages; raw0 is parsed
-	if !strings.Contains(raw, "://") {
-		return nil, fmt.Errorf("broker %q: no scheme; write tcp://host:1883, ssl://host:8883 or mqtts://host:8883", raw)
-	}
-	u, err := url.Parse(raw0)
-	if err != nil {
-		return nil, fmt.Errorf("broker %q: %w", raw, redact.Error(err))
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts":
-	default:
-		return nil, fmt.Errorf("broker %q: scheme %q not supported (use tcp, ssl or mqtts)", raw, u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("broker %q: no host", raw)
-	}
-	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("broker %q: unexpected path %q", raw, u.Path)
-	}
-	if u.Port() == "" {
-		port := "1883"
-		if isTLSScheme(u.Scheme) {
-			port = "8883"
-		}
-		u.Host = net.JoinHostPort(u.Hostname(), port)
-	}
-	u.Path = ""
-	return u, nil
-}
-
-func isTLSScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" }
-
 // checkTopicLevels rejects what would make a topic ambiguous or a filter:
 // wildcards, NUL, empty levels and leading or trailing separators.
 func checkTopicLevels(s string) error {
@@ -307,31 +270,16 @@ func checkTopicLevels(s string) error {
 func (c Config) tlsConfig() (*tls.Config, error) {
 	anyTLS := false
 	for _, b := range c.Brokers {
-		if u, err := parseBroker(b); err == nil && isTLSScheme(u.Scheme) {
+		if u, err := broker.Parse(b); err == nil && broker.IsTLS(u.Scheme) {
 			anyTLS = true
 		}
 	}
 	if !anyTLS {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("alerts: reading CAFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("alerts: CAFile %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("alerts: loading client certificate %s / key %s: %w", c.CertFile, c.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := broker.TLS{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, InsecureSkipVerify: c.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return tc, nil
 }

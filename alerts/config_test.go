@@ -85,10 +85,6 @@ func TestConfigDefaults(t *testing.T) {
 	if kept.ClientID != "fixed" || kept.SpoolMaxBytes != 5 {
 		t.Errorf("WithDefaults overwrote set fields: %+v", kept)
 	}
-	u, err := parseBroker("mqtts://broker.local")
-	if err != nil || u.Host != "broker.local:8883" {
-		t.Errorf("default TLS port: %v %v", u, err)
-	}
 }
 
 func TestTopics(t *testing.T) {

@@ -111,8 +111,8 @@ type tlsFiles struct {
 	ca, serverCert, serverKey, clientCert, clientKey string
 }
 
-// broker is a mosquitto process on a loopback port, with its own config.
-type broker struct {
+// mosquitto is a mosquitto process on a loopback port, with its own config.
+type mosquitto struct {
 	t    testing.TB
 	bin  string
 	conf string
@@ -138,11 +138,11 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startBroker(t testing.TB, o brokerOptions) *broker {
+func startBroker(t testing.TB, o brokerOptions) *mosquitto {
 	t.Helper()
 	bin := mosquittoPath(t)
 	dir := t.TempDir()
-	b := &broker{t: t, bin: bin, port: freePort(t), logs: &syncBuffer{}, conf: filepath.Join(dir, "mosquitto.conf")}
+	b := &mosquitto{t: t, bin: bin, port: freePort(t), logs: &syncBuffer{}, conf: filepath.Join(dir, "mosquitto.conf")}
 	var c strings.Builder
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.port)
 	if os.Getuid() == 0 {
@@ -178,9 +178,11 @@ func startBroker(t testing.TB, o brokerOptions) *broker {
 	return b
 }
 
-func (b *broker) url(scheme string) string { return fmt.Sprintf("%s://127.0.0.1:%d", scheme, b.port) }
+func (b *mosquitto) url(scheme string) string {
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, b.port)
+}
 
-func (b *broker) start() {
+func (b *mosquitto) start() {
 	b.t.Helper()
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
 	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
@@ -209,7 +211,7 @@ func (b *broker) start() {
 	}
 }
 
-func (b *broker) stop() {
+func (b *mosquitto) stop() {
 	if b.cmd == nil {
 		return
 	}

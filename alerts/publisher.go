@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/internal/broker"
 )
 
 var (
@@ -169,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 
 	p.opts = mqtt.NewClientOptions()
 	for _, b := range cfg.Brokers {
-		u, _ := parseBroker(b) // checked by Validate
+		u, _ := broker.Parse(b) // checked by Validate
 		p.opts.AddBroker(u.String())
 	}
 	p.opts.SetClientID(cfg.ClientID).

@@ -10,19 +10,16 @@ package mqttx
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/inspectd/inspectd/internal/broker"
 )
 
 // Conn says how to reach the broker; the daemon fills it from the same
@@ -71,11 +68,11 @@ func (c Conn) Options(clientID string, will *Will) (*mqtt.ClientOptions, error) 
 	o := mqtt.NewClientOptions()
 	anyTLS := false
 	for _, b := range c.Brokers {
-		u, err := brokerURL(b)
+		u, err := broker.Parse(b)
 		if err != nil {
 			return nil, err
 		}
-		anyTLS = anyTLS || isTLS(u.Scheme)
+		anyTLS = anyTLS || broker.IsTLS(u.Scheme)
 		o.AddBroker(u.String())
 	}
 	o.SetClientID(clientID).SetUsername(c.Username).SetPassword(c.Password).
@@ -89,62 +86,13 @@ func (c Conn) Options(clientID string, will *Will) (*mqtt.ClientOptions, error) 
 		o.SetBinaryWill(will.Topic, will.Payload, will.QoS, will.Retained)
 	}
 	if anyTLS {
-		tc, err := c.tlsConfig()
+		tc, err := broker.TLS{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}.Config()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("mqtt: %w", err)
 		}
 		o.SetTLSConfig(tc)
 	}
 	return o, nil
-}
-
-func isTLS(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" }
-
-func brokerURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt: broker %q: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts":
-	default:
-		return nil, fmt.Errorf("mqtt: broker %q: scheme %q not supported (use tcp, ssl or mqtts)", raw, u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("mqtt: broker %q: no host", raw)
-	}
-	if u.Port() == "" {
-		port := "1883"
-		if isTLS(u.Scheme) {
-			port = "8883"
-		}
-		u.Host = net.JoinHostPort(u.Hostname(), port)
-	}
-	u.Path = ""
-	return u, nil
-}
-
-func (c Conn) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: reading CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt: CA file %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: loading client certificate %s / key %s: %w", c.CertFile, c.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Session keeps a connection up until its context ends.
