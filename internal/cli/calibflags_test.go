@@ -10,7 +10,9 @@ import (
 
 	"github.com/inspectd/inspectd/calibration"
 	"github.com/inspectd/inspectd/evalstats"
+	"github.com/inspectd/inspectd/features"
 	"github.com/inspectd/inspectd/local"
+	"github.com/inspectd/inspectd/model"
 	"github.com/inspectd/inspectd/transform"
 )
 
@@ -227,6 +229,29 @@ func TestRefineNote(t *testing.T) {
 	} {
 		if got := refineNote(tc.method); !strings.Contains(got, tc.want) {
 			t.Errorf("refineNote(%q) = %q; want it to say %q", tc.method, got, tc.want)
+		}
+	}
+}
+
+func TestManyPartsNote(t *testing.T) {
+	for _, tc := range []struct {
+		method model.Method
+		images int
+		scales []int
+		note   bool
+	}{
+		{"patchcore", 16, []int{448}, false},
+		{"patchcore", 644, []int{448}, true},
+		{"padim", 412, []int{448}, true},
+		{"patchcore", 644, []int{256}, false},
+		{"flow", 644, []int{448, 224, 112}, false},
+		{"patchcore", 644, nil, false},
+	} {
+		m := &model.Manifest{Method: tc.method, Features: features.Config{Scales: tc.scales}}
+		m.Training.Images = tc.images
+		got := manyPartsNote(m)
+		if (got != "") != tc.note || (tc.note && !strings.Contains(got, "--scales 256")) {
+			t.Errorf("%s on %d parts at %v: note %q", tc.method, tc.images, tc.scales, got)
 		}
 	}
 }

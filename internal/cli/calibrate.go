@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"gocv.io/x/gocv"
@@ -274,6 +275,9 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintln(stdout, "  choose another operating point at run time with INSPECTD_FRR (or INSPECTD_THRESHOLD)")
 	fmt.Fprintln(stdout, "  "+refineNote(th.Method))
+	if note := manyPartsNote(&m); note != "" {
+		fmt.Fprintln(stdout, "  "+note)
+	}
 	if m.Training.Choice == nil && m.Training.Views > 1 {
 		fmt.Fprintf(stdout, "  trained on %d views of each part: %s\n", m.Training.Views, describeViews(m.Transforms))
 	}
@@ -289,6 +293,21 @@ func refineNote(thresholdMethod string) string {
 		return "on the line the daemon raises this threshold, never lowers it, if good parts score higher than these (INSPECTD_REFINE=auto; off keeps it fixed)"
 	}
 	return fmt.Sprintf("on the line the daemon keeps this threshold as calibrated (INSPECTD_REFINE=on lets it follow the line, down to %g times it)", operating.DefaultMinFactor)
+}
+
+// manyParts is where a calibration counts as "hundreds of parts": the
+// whole ELPV train sets (412 and 644) are where the note below was measured.
+const manyParts = 200
+
+// manyPartsNote tells whoever calibrated a patch model on hundreds of parts
+// at an input finer than 256 px of the setting measured better there for
+// large defects. It is not the default: sixteen parts, and small defects,
+// want the finer grid (README, "Accuracy").
+func manyPartsNote(m *model.Manifest) string {
+	if !local.Is(string(m.Method)) || m.Training.Images < manyParts || slices.Max(append([]int{0}, m.Features.Scales...)) <= 256 {
+		return ""
+	}
+	return fmt.Sprintf("%d good parts: where defects are large rather than small, --scales 256 --max-bank 16384 ranked defects better with hundreds of parts (README, \"Accuracy\")", m.Training.Images)
 }
 
 // describeViews says in words what a part's training views vary.
