@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg" // DecodeConfig reads JPEG headers
 	_ "image/png"  // and PNG headers
 	"sync/atomic"
@@ -61,6 +62,8 @@ func CurrentLimits() Limits {
 type Info struct {
 	Format        string // "png", "jpeg" or "bmp"
 	Width, Height int
+	// Wide says the samples are 16-bit (a PNG's), which Decode scales to 8.
+	Wide bool
 }
 
 // Check is the one test every encoded image passes before it is decoded
@@ -108,6 +111,10 @@ func Check(data []byte, lim Limits) (Info, error) {
 			return Info{}, fmt.Errorf("%w: %s header: %v", ErrCorrupt, info.Format, err)
 		}
 		info.Width, info.Height = cfg.Width, cfg.Height
+		switch cfg.ColorModel {
+		case color.Gray16Model, color.RGBA64Model, color.NRGBA64Model:
+			info.Wide = true
+		}
 	}
 	if info.Width <= 0 || info.Height <= 0 {
 		return Info{}, fmt.Errorf("%w: %s header declares %dx%d pixels", ErrCorrupt, info.Format, info.Width, info.Height)

@@ -65,6 +65,10 @@ func TestCheckBoundsBeforeDecoding(t *testing.T) {
 	png := encodeT(t, gocv.PNGFileExt, small)
 	jpg := encodeT(t, gocv.JPEGFileExt, small)
 	bmp := encodeT(t, ".bmp", small)
+	small16 := gocv.NewMat()
+	defer small16.Close()
+	small.ConvertToWithParams(&small16, gocv.MatTypeCV16UC3, 257, 0)
+	png16 := encodeT(t, gocv.PNGFileExt, small16)
 	def := Limits{}
 	cases := []struct {
 		name string
@@ -73,17 +77,18 @@ func TestCheckBoundsBeforeDecoding(t *testing.T) {
 		want error
 		info Info
 	}{
-		{"png 40x30", png, def, nil, Info{"png", 40, 30}},
-		{"jpeg 40x30", jpg, def, nil, Info{"jpeg", 40, 30}},
-		{"bmp 40x30", bmp, def, nil, Info{"bmp", 40, 30}},
-		{"png at the pixel limit", png, Limits{MaxPixels: 1200}, nil, Info{"png", 40, 30}},
+		{"png 40x30", png, def, nil, Info{Format: "png", Width: 40, Height: 30}},
+		{"jpeg 40x30", jpg, def, nil, Info{Format: "jpeg", Width: 40, Height: 30}},
+		{"16-bit png 40x30", png16, def, nil, Info{Format: "png", Width: 40, Height: 30, Wide: true}},
+		{"bmp 40x30", bmp, def, nil, Info{Format: "bmp", Width: 40, Height: 30}},
+		{"png at the pixel limit", png, Limits{MaxPixels: 1200}, nil, Info{Format: "png", Width: 40, Height: 30}},
 		{"png one pixel over", png, Limits{MaxPixels: 1199}, ErrTooLarge, Info{}},
 		{"file over the byte limit", png, Limits{MaxBytes: int64(len(png) - 1)}, ErrTooLarge, Info{}},
 		{"png 20000x20000 header", pngHeader(20000, 20000), def, ErrTooLarge, Info{}},
 		{"png 2^31-1 square header", pngHeader(1<<31-1, 1<<31-1), def, ErrCorrupt, Info{}}, // Go's decoder refuses: overflow
 		{"png zero width", pngHeader(0, 10), def, ErrCorrupt, Info{}},
 		{"jpeg 65535x65535 header", jpegHeader(65535, 65535), def, ErrTooLarge, Info{}},
-		{"jpeg 8000x6000 header (48 MP)", jpegHeader(8000, 6000), def, nil, Info{"jpeg", 8000, 6000}},
+		{"jpeg 8000x6000 header (48 MP)", jpegHeader(8000, 6000), def, nil, Info{Format: "jpeg", Width: 8000, Height: 6000}},
 		{"bmp 30000x30000 header", bmpHeader(30000, 30000, 0), def, ErrCorrupt, Info{}}, // pixel data missing
 		{"bmp 30000x30000 header, compressed", func() []byte {
 			b := bmpHeader(30000, -30000, 0)

@@ -17,6 +17,9 @@ var (
 	ErrEmpty    = errors.New("empty file")
 	ErrNotImage = errors.New("not a PNG, JPEG or BMP image")
 	ErrCorrupt  = errors.New("corrupt or truncated image")
+	// ErrLowBits is a 16-bit image whose values all lie below 4096: 12- or
+	// 10-bit camera data in the low bits, which scaled to 8 bits is black.
+	ErrLowBits = errors.New("16-bit image with data in its low bits only")
 )
 
 // ReadFile reads and decodes an image file; see Decode for the result. A
@@ -82,7 +85,8 @@ func Decode(data []byte) (gocv.Mat, error) {
 
 // DecodeLimited is Decode with explicit limits.
 func DecodeLimited(data []byte, lim Limits) (gocv.Mat, error) {
-	if _, err := Check(data, lim); err != nil {
+	info, err := Check(data, lim)
+	if err != nil {
 		return gocv.Mat{}, err
 	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
@@ -95,8 +99,23 @@ func DecodeLimited(data []byte, lim Limits) (gocv.Mat, error) {
 	}
 	if m.Type() != gocv.MatTypeCV8UC3 {
 		// IMReadColor already promises 8UC3; this guards other OpenCV builds.
-		defer m.Close()
-		return to8UC3(m)
+		m8, err := to8UC3(m)
+		m.Close()
+		if err != nil {
+			return gocv.Mat{}, err
+		}
+		m = m8
+	}
+	if info.Wide {
+		// Scaled by 1/256, 12-bit data tops out at 16 of 255: the part
+		// would be scored as a black image, so it is refused with the fix.
+		flat := m.Reshape(1, 0)
+		_, top, _, _ := gocv.MinMaxLoc(flat)
+		flat.Close()
+		if top <= 16 {
+			m.Close()
+			return gocv.Mat{}, fmt.Errorf("%w: its brightest value is %.0f of 255 after scaling to 8 bits; save the camera's 10- or 12-bit images with the data in the high bits (or as 8-bit)", ErrLowBits, top)
+		}
 	}
 	return m, nil
 }

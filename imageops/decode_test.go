@@ -158,3 +158,37 @@ func TestReadFileErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestDecodeLowBits: 16-bit images from cameras that keep 10 or 12 bits in
+// the low bits are refused with the fix; full-range 16-bit images, even a
+// dark one, still decode.
+func TestDecodeLowBits(t *testing.T) {
+	gray := randomMat(t, 20, 30, gocv.MatTypeCV8UC1, 5)
+	defer gray.Close()
+	for _, tc := range []struct {
+		name  string
+		scale float64 // 16-bit value per 8-bit value
+		want  error
+	}{
+		{"full range", 257, nil},
+		{"12-bit in the low bits", 4095.0 / 255, ErrLowBits},
+		{"10-bit in the low bits", 1023.0 / 255, ErrLowBits},
+		{"full range, dim (values up to 5000)", 5000.0 / 255, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g16 := gocv.NewMat()
+			defer g16.Close()
+			gray.ConvertToWithParams(&g16, gocv.MatTypeCV16U, float32(tc.scale), 0)
+			m, err := Decode(encodeT(t, gocv.PNGFileExt, g16))
+			if err == nil {
+				m.Close()
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Decode: %v, want %v", err, tc.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "high bits") {
+				t.Errorf("error %q does not say what to do", err)
+			}
+		})
+	}
+}
