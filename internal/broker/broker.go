@@ -46,6 +46,10 @@ func Parse(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("broker %q: no host", shown)
 	}
 	if u.Path != "" && u.Path != "/" {
+		if strings.Contains(raw, "@") {
+			// "tcp://us/er:secret@host" has the path "/er:secret@host".
+			return nil, fmt.Errorf("broker %q: unexpected path after the host (percent-encode a \"/\" in the user name or password)", shown)
+		}
 		return nil, fmt.Errorf("broker %q: unexpected path %q", shown, u.Path)
 	}
 	if u.Port() == "" {
