@@ -21,7 +21,8 @@ import (
 // user info masked.
 func Parse(raw string) (*url.URL, error) {
 	shown := masked(raw)
-	if !strings.Contains(raw, "://") {
+	sep := strings.Index(raw, "://")
+	if sep < 0 {
 		return nil, fmt.Errorf("broker %q: no scheme; write tcp://host:1883, ssl://host:8883 or mqtts://host:8883", shown)
 	}
 	u, err := url.Parse(raw)
@@ -30,7 +31,7 @@ func Parse(raw string) (*url.URL, error) {
 		// (a space, a "/" in a password) parts of it as a host or port: say
 		// what is wrong from the URL without its user info.
 		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			if _, herr := url.Parse(raw[:strings.Index(raw, "://")+3] + raw[at+1:]); herr != nil {
+			if _, herr := url.Parse(raw[:sep+3] + raw[at+1:]); herr != nil {
 				return nil, fmt.Errorf("broker %q: %w", shown, herr)
 			}
 			return nil, fmt.Errorf("broker %q: the user name or password is not valid in a URL (percent-encode reserved characters)", shown)

@@ -304,10 +304,11 @@ const manyParts = 200
 // large defects. It is not the default: sixteen parts, and small defects,
 // want the finer grid (README, "Accuracy").
 func manyPartsNote(m *model.Manifest) string {
-	if !local.Is(string(m.Method)) || m.Training.Images < manyParts || slices.Max(append([]int{0}, m.Features.Scales...)) <= 256 {
+	scales := m.Features.Scales
+	if !local.Is(string(m.Method)) || m.Training.Images < manyParts || len(scales) == 0 || slices.Max(scales) <= 256 {
 		return ""
 	}
-	return fmt.Sprintf("%d good parts: where defects are large rather than small, --scales 256 --max-bank 16384 ranked defects better with hundreds of parts (README, \"Accuracy\")", m.Training.Images)
+	return fmt.Sprintf("%d good parts: where defects are large rather than small, --scales 256 --max-bank 16384 ranked defects better with hundreds of parts on ELPV solar cells (README, \"Accuracy\")", m.Training.Images)
 }
 
 // describeViews says in words what a part's training views vary.
