@@ -85,22 +85,31 @@ type Status struct {
 	ThresholdSource string  `json:"threshold_source,omitempty"`
 	// Drift says the stream's scores have moved away from their reference;
 	// ScoreDrift is how far, in robust deviations of log scores (signed).
-	Drift      bool       `json:"drift"`
-	ScoreDrift float64    `json:"score_drift"`
-	Operating  *Operating `json:"operating,omitempty"`
+	Drift      bool    `json:"drift"`
+	ScoreDrift float64 `json:"score_drift"`
+	// RejectsHigh says the line rejects more parts than the threshold's
+	// target false-reject rate and the line's defect rate explain (good
+	// parts unlike the calibration's, or a burst of defects).
+	RejectsHigh bool       `json:"rejects_high"`
+	Operating   *Operating `json:"operating,omitempty"`
 }
 
 // Operating details the operating point in the status message.
 type Operating struct {
 	TargetFRR float64 `json:"target_frr"`
 	// PredictedFRR is the line fit's false-reject rate at the threshold (absent before the first fit).
-	PredictedFRR   *float64         `json:"predicted_frr,omitempty"`
-	Bounds         [2]float64       `json:"bounds"` // refinement stays within
-	Refine         bool             `json:"refine"`
-	Inspections    uint64           `json:"inspections"` // scores seen by this model's operating point
-	ConfirmedGood  int              `json:"confirmed_good"`
-	DriftReference string           `json:"drift_reference,omitempty"` // line or calibration
-	LastChange     *ThresholdChange `json:"last_change,omitempty"`
+	PredictedFRR   *float64   `json:"predicted_frr,omitempty"`
+	Bounds         [2]float64 `json:"bounds"` // refinement stays within
+	Refine         bool       `json:"refine"`
+	Inspections    uint64     `json:"inspections"` // scores seen by this model's operating point
+	ConfirmedGood  int        `json:"confirmed_good"`
+	DriftReference string     `json:"drift_reference,omitempty"` // line or calibration
+	// RecentRejects of the RecentDecisions last decided parts were rejected;
+	// ExpectedRejectRate is the most the check expects (target FRR + defect rate).
+	RecentRejects      int              `json:"recent_rejects"`
+	RecentDecisions    int              `json:"recent_decisions"`
+	ExpectedRejectRate float64          `json:"expected_reject_rate"`
+	LastChange         *ThresholdChange `json:"last_change,omitempty"`
 }
 
 // ThresholdChange is one move of the threshold.

@@ -34,6 +34,8 @@ type Daemon struct {
 	RefineMax      float64       `envconfig:"REFINE_MAX_FACTOR" default:"2" desc:"refinement never goes above this times the starting threshold"`
 	DriftWindow    int           `envconfig:"DRIFT_WINDOW" default:"50" desc:"recent scores whose median is compared with the reference for drift"`
 	DriftLimit     float64       `envconfig:"DRIFT_LIMIT" default:"1" desc:"drift when that median moves this many robust deviations (of log scores)"`
+	DefectRate     float64       `envconfig:"DEFECT_RATE" default:"0.05" desc:"the most defective parts the line makes (a share); more rejects among the last REJECT_WINDOW than it and the target false-reject rate explain set rejects_high in status (0 < rate < 1)"`
+	RejectWindow   int           `envconfig:"REJECT_WINDOW" default:"100" desc:"recent decisions the reject-rate check counts (20..10000)"`
 	FeedbackMemory int           `envconfig:"FEEDBACK_MEMORY" default:"5000" desc:"recent events remembered (by event id and part id) for operator feedback"`
 	LearnGood      bool          `envconfig:"LEARN_GOOD" default:"true" desc:"a rejected part an operator confirms good (feedback topic) joins the model's good parts when its method allows it (patchcore): a new model version at INSPECTD_MODEL, the previous kept as .prev, then reloaded"`
 	LearnKeep      int           `envconfig:"LEARN_KEEP" default:"32" desc:"frames of the most recently rejected parts kept in memory for LEARN_GOOD"`
@@ -118,6 +120,10 @@ func (d *Daemon) Validate() error {
 		return bad("DRIFT_WINDOW", d.DriftWindow, "want 5..REFINE_WINDOW")
 	case !(d.DriftLimit > 0 && d.DriftLimit <= 100):
 		return bad("DRIFT_LIMIT", d.DriftLimit, "want 0 < limit <= 100")
+	case !(d.DefectRate > 0 && d.DefectRate < 1):
+		return bad("DEFECT_RATE", d.DefectRate, "want a share 0 < rate < 1")
+	case d.RejectWindow < 20 || d.RejectWindow > 10_000:
+		return bad("REJECT_WINDOW", d.RejectWindow, "want 20..10000")
 	case d.FeedbackMemory < 1 || d.FeedbackMemory > 1_000_000:
 		return bad("FEEDBACK_MEMORY", d.FeedbackMemory, "want 1..1000000")
 	case d.LearnKeep < 1 || d.LearnKeep > 1024:
@@ -184,6 +190,8 @@ func (d *Daemon) operatingDefaults() {
 	d.RefineMax = cmp.Or(d.RefineMax, 2)
 	d.DriftWindow = cmp.Or(d.DriftWindow, 50)
 	d.DriftLimit = cmp.Or(d.DriftLimit, 1)
+	d.DefectRate = cmp.Or(d.DefectRate, 0.05)
+	d.RejectWindow = cmp.Or(d.RejectWindow, 100)
 	d.FeedbackMemory = cmp.Or(d.FeedbackMemory, 5000)
 	d.LearnKeep = cmp.Or(d.LearnKeep, 32)
 }

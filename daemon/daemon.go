@@ -68,16 +68,18 @@ type Daemon struct {
 	fps, ips    float64
 	inspected   atomic.Uint64
 
-	recent     *recent
-	drifting   atomic.Bool
-	offShape   atomic.Pointer[string] // why the last part was off shape; nil when it was not
-	sinceSave  atomic.Uint64
-	saveMu     sync.Mutex
-	evidenceMu sync.Mutex
-	evidence   [][]byte // confirmed-defect lines, loaded on first use
-	fbDone     chan struct{}
-	rejected   *rejectedFrames // nil unless INSPECTD_LEARN_GOOD
-	cmdDone    chan struct{}
+	recent   *recent
+	drifting atomic.Bool
+	// rejectsHigh is the reject-rate check's last state, for saying when it changes.
+	rejectsHigh atomic.Bool
+	offShape    atomic.Pointer[string] // why the last part was off shape; nil when it was not
+	sinceSave   atomic.Uint64
+	saveMu      sync.Mutex
+	evidenceMu  sync.Mutex
+	evidence    [][]byte // confirmed-defect lines, loaded on first use
+	fbDone      chan struct{}
+	rejected    *rejectedFrames // nil unless INSPECTD_LEARN_GOOD
+	cmdDone     chan struct{}
 
 	// OnEvent, when set, is called after each event is queued (tests, demo).
 	OnEvent func(alerts.Event)
@@ -264,6 +266,7 @@ func (d *Daemon) Reload() error {
 	}
 	old := d.cur.Swap(l)
 	d.drifting.Store(false)
+	d.rejectsHigh.Store(l.op.Rejects().High)
 	d.updateOperatingMetrics(l)
 	d.saveState(l)
 	d.met.info.Reset()
@@ -664,7 +667,7 @@ func (d *Daemon) inspect(ctx context.Context, fr capture.Frame, id, partID strin
 	if d.noteShape(res.OffShape) {
 		// A wrong crop's score says nothing about the product's good
 		// parts: it would move the refined threshold and the drift check.
-		d.observe(l, res.Score)
+		d.observe(l, res.Score, defect)
 	}
 	d.met.inference.Observe(res.Elapsed.Seconds())
 	d.met.latency.Observe(ev.LatencyMS / 1000)
@@ -748,6 +751,17 @@ func (d *Daemon) Status() alerts.Status {
 			st.LastError += "; "
 		}
 		st.LastError += "last part off shape: " + *why
+	}
+	if st.RejectsHigh {
+		if st.State == alerts.StateRunning {
+			st.State = alerts.StateDegraded
+		}
+		if st.LastError != "" {
+			st.LastError += "; "
+		}
+		o := st.Operating
+		st.LastError += fmt.Sprintf("rejected %d of the last %d parts, more than the threshold and INSPECTD_DEFECT_RATE explain (at most %.1f%%): "+
+			"review the rejects (feedback topic) or recalibrate with good parts like these", o.RecentRejects, o.RecentDecisions, 100*o.ExpectedRejectRate)
 	}
 	if e := d.lastErr.Load(); e != nil {
 		if st.LastError != "" {

@@ -31,6 +31,8 @@ type metrics struct {
 	thresholdMu      sync.Mutex
 	thresholdChanges *prometheus.CounterVec
 	drift            prometheus.Gauge
+	rejectRate       prometheus.Gauge
+	rejectsHigh      prometheus.Gauge
 	feedback         *prometheus.CounterVec
 	feedbackDropped  prometheus.CounterFunc
 	learned          *prometheus.CounterVec
@@ -67,6 +69,10 @@ func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *
 			Help: "Threshold moves on the line by reason: refined (from the stream), feedback (confirmed-good parts), drift (back to the start: scores drifted up), restored (saved state at start)."}, []string{"reason"}),
 		drift: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_score_drift",
 			Help: "Median of recent log scores minus the reference, in robust deviations (drift beyond INSPECTD_DRIFT_LIMIT)."}),
+		rejectRate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_recent_reject_rate",
+			Help: "Share of the last INSPECTD_REJECT_WINDOW decisions that rejected the part."}),
+		rejectsHigh: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_rejects_high",
+			Help: "1 while the recent rejects are more than the target false-reject rate and INSPECTD_DEFECT_RATE explain (binomial tail below 0.001; clears above 0.05)."}),
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_feedback_total",
 			Help: "Operator feedback by result: false_reject, good, defect, missed_defect, unknown_event, duplicate, invalid."}, []string{"result"}),
 		feedbackDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_feedback_dropped_total",
@@ -79,7 +85,7 @@ func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *
 			Help: "Parts whose aspect ratio lay outside the good parts' the model was calibrated on (scored all the same; left out of refinement and drift)."}),
 	}
 	m.reg.MustRegister(m.frames, m.inspections, m.scores, m.latency, m.inference, m.captureReconnects, m.spoolDepth, m.errors, m.info, m.reloads,
-		m.threshold, m.thresholdChanges, m.drift, m.feedback, m.feedbackDropped, m.learned, m.commands, m.offShape)
+		m.threshold, m.thresholdChanges, m.drift, m.rejectRate, m.rejectsHigh, m.feedback, m.feedbackDropped, m.learned, m.commands, m.offShape)
 	return m
 }
 

@@ -71,7 +71,8 @@ func (d *Daemon) newOperating(l *pipeline.Loaded, prev *active) (*active, error)
 	refine := d.cfg.Refining(minFactor)
 	op, err := operating.New(operating.Config{Start: start, Source: src, TargetFRR: target, Refine: refine,
 		After: d.cfg.RefineAfter, Window: d.cfg.RefineWindow, MinFactor: minFactor, MaxFactor: d.cfg.RefineMax,
-		CalibrationGood: man.Training.GoodScores, TailMethod: method, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit, Now: time.Now})
+		CalibrationGood: man.Training.GoodScores, TailMethod: method, DriftWindow: d.cfg.DriftWindow, DriftLimit: d.cfg.DriftLimit,
+		DefectRate: d.cfg.DefectRate, RejectWindow: d.cfg.RejectWindow, Now: time.Now})
 	if err != nil {
 		return nil, fmt.Errorf("model %s: operating point: %w", man.ID, err)
 	}
@@ -162,12 +163,21 @@ func (d *Daemon) saveState(a *active) {
 
 // observe records a decided score with the operating point and says every
 // change: log, metrics, status, state file.
-func (d *Daemon) observe(a *active, score float64) {
-	c, changed := a.op.Observe(score)
+func (d *Daemon) observe(a *active, score float64, rejected bool) {
+	c, changed := a.op.Observe(score, rejected)
 	if changed {
 		d.thresholdChanged(a, c)
 	}
 	d.updateOperatingMetrics(a)
+	if rj := a.op.Rejects(); rj.High != d.rejectsHigh.Swap(rj.High) {
+		if rj.High {
+			d.log.Warn("rejecting more parts than the threshold and the line's defect rate explain: review the rejects (feedback topic) or recalibrate with good parts like these",
+				"rejected", rj.Rejected, "of", rj.Decisions, "expected_at_most", rj.Expected)
+		} else {
+			d.log.Info("reject rate back within expectation", "rejected", rj.Rejected, "of", rj.Decisions)
+		}
+		d.publishStatus()
+	}
 	dr := a.op.Drift()
 	if dr.Drifting != d.drifting.Swap(dr.Drifting) {
 		if dr.Drifting {
@@ -196,6 +206,16 @@ func (d *Daemon) updateOperatingMetrics(a *active) {
 	t, src := d.thresholdInForce(a)
 	d.met.setThreshold(t, src)
 	d.met.drift.Set(a.op.Drift().Score)
+	rj := a.op.Rejects()
+	d.met.rejectRate.Set(rj.Rate)
+	d.met.rejectsHigh.Set(b2f(rj.High))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // operatingStatus fills the status fields of the operating point.
@@ -203,8 +223,10 @@ func operatingStatus(st *alerts.Status, a *active) {
 	s := a.op.Snapshot()
 	st.Threshold, st.ThresholdSource = s.Threshold, string(s.Source)
 	st.Drift, st.ScoreDrift = s.Drift.Drifting, s.Drift.Score
+	st.RejectsHigh = s.Rejects.High
 	o := &alerts.Operating{TargetFRR: s.TargetFRR, Bounds: [2]float64{s.Lower, s.Upper}, Refine: s.Refine,
-		Inspections: s.Observed, ConfirmedGood: s.ConfirmedGood, DriftReference: s.Drift.Reference}
+		Inspections: s.Observed, ConfirmedGood: s.ConfirmedGood, DriftReference: s.Drift.Reference,
+		RecentRejects: s.Rejects.Rejected, RecentDecisions: s.Rejects.Decisions, ExpectedRejectRate: s.Rejects.Expected}
 	if s.Fit != nil {
 		p := s.PredictedFRR
 		o.PredictedFRR = &p

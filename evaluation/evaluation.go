@@ -89,6 +89,9 @@ type LineRun struct {
 	Checkpoints []LinePoint `json:"checkpoints"`
 	Changes     int         `json:"threshold_changes"`
 	Final       float64     `json:"final_threshold"`
+	// RejectsHigh is the part after which the reject-rate check first said
+	// the line rejected too many (0: never; operating.Simulation).
+	RejectsHigh int `json:"rejects_high_after_part"`
 }
 
 // LinePoint is the state of a simulated line after some parts.
@@ -640,7 +643,10 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		for _, i := range rng.Perm(len(badParts))[:nBad] {
 			line = append(line, badParts[i])
 		}
-		cfg := operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method, MinFactor: operating.MinFactorFor(man.Threshold.Method)}
+		// The line's engineer knows its defect rate: the reject-rate check is
+		// set to the simulated line's.
+		cfg := operating.Config{Refine: true, TargetFRR: man.Threshold.TargetFRR, TailMethod: method, MinFactor: operating.MinFactorFor(man.Threshold.Method),
+			DefectRate: lineDefects}
 		sim, err := operating.Simulate(line, man.Threshold.Value, man.Training.GoodScores, seed, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("simulated line: %w", err)
@@ -649,7 +655,7 @@ func simulateLines(parts []operating.Part, man model.Manifest, lineDefects float
 		if err != nil {
 			return nil, fmt.Errorf("simulated line, reviewed: %w", err)
 		}
-		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final}
+		run := LineRun{Seed: seed, Changes: len(sim.Changes), Final: sim.Final, RejectsHigh: sim.RejectsHigh}
 		for k, c := range sim.Checkpoints {
 			r := rev.Checkpoints[k].After
 			run.Checkpoints = append(run.Checkpoints, LinePoint{Parts: c.Parts, FRR: c.Cumulative.FRR, Catch: c.Cumulative.Catch,
@@ -814,6 +820,17 @@ func printSummary(w io.Writer, s Summary, dir string) {
 			}
 			fmt.Fprintln(w)
 		}
+		var on []float64
+		for _, l := range s.Line {
+			if l.RejectsHigh > 0 {
+				on = append(on, float64(l.RejectsHigh))
+			}
+		}
+		fmt.Fprintf(w, "  simulated line: the reject-rate check (INSPECTD_DEFECT_RATE set to the line's %.0f%%) went on in %d of %d shuffles", 100*s.LineDefects, len(on), len(s.Line))
+		if len(on) > 0 {
+			fmt.Fprintf(w, ", first after part %.0f (median)", evalstats.Median(on))
+		}
+		fmt.Fprintln(w)
 	}
 	printFRRCheck(w, s.FRRCheck)
 	fmt.Fprintf(w, "  wrote %s\n", filepath.Join(dir, "summary.json"))

@@ -49,6 +49,10 @@ type FRRLine struct {
 	ReviewedFRR         float64 `json:"reviewed_false_reject_rate"`
 	ReviewedCatch       float64 `json:"reviewed_catch_rate"`
 	ReviewedOracleCatch float64 `json:"reviewed_oracle_catch_rate"`
+	// RejectsHigh is in how many of the shuffles the reject-rate check went on.
+	RejectsHigh int     `json:"rejects_high_lines"`
+	Lines       int     `json:"lines"`
+	TargetFRR   float64 `json:"target_frr"`
 }
 
 // frrLineSeeds are the shuffles of each calibration's simulated line.
@@ -187,7 +191,11 @@ func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) 
 		return FRRLine{}, false, err
 	}
 	var refined, static, reviewed lineSeries
+	high := 0
 	for _, r := range runs {
+		if r.RejectsHigh > 0 {
+			high++
+		}
 		for _, c := range r.Checkpoints {
 			if c.Parts == frrLineAfter {
 				refined.add(c.AfterFRR, c.AfterCatch, c.AfterOracleCatch)
@@ -201,7 +209,8 @@ func lineAfter(parts []operating.Part, man model.Manifest, lineDefects float64) 
 	}
 	return FRRLine{FRR: evalstats.Median(refined.frr), Catch: evalstats.Median(refined.catch), OracleCatch: evalstats.Median(refined.oracle),
 		StaticFRR: evalstats.Median(static.frr), StaticCatch: evalstats.Median(static.catch),
-		ReviewedFRR: evalstats.Median(reviewed.frr), ReviewedCatch: evalstats.Median(reviewed.catch), ReviewedOracleCatch: evalstats.Median(reviewed.oracle)}, true, nil
+		ReviewedFRR: evalstats.Median(reviewed.frr), ReviewedCatch: evalstats.Median(reviewed.catch), ReviewedOracleCatch: evalstats.Median(reviewed.oracle),
+		RejectsHigh: high, Lines: len(runs), TargetFRR: man.Threshold.TargetFRR}, true, nil
 }
 
 // lineSeries gathers one kind of line figure (false rejects, catches, a
@@ -226,6 +235,20 @@ func printFRRCheck(w io.Writer, c *FRRCheck) {
 		fmt.Fprintf(w, "  FRR check, simulated line of each calibration (refinement on, %d shuffles each), parts after the %dth: false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%); without refinement %.2f%% (median %.2f%%, worst %.2f%%), caught %.1f%%\n",
 			len(frrLineSeeds), frrLineAfter, 100*evalstats.Mean(refined.frr), 100*evalstats.Median(refined.frr), 100*slices.Max(refined.frr), 100*evalstats.Mean(refined.catch), 100*evalstats.Mean(refined.oracle),
 			100*evalstats.Mean(static.frr), 100*evalstats.Median(static.frr), 100*slices.Max(static.frr), 100*evalstats.Mean(static.catch))
+		// The reject-rate check against what it is for: lines rejecting
+		// good parts beyond twice the target after the 100th part.
+		var loose, looseOn, tight, tightOn int
+		for _, l := range c.Line {
+			if l.FRR > 2*l.TargetFRR {
+				loose += l.Lines
+				looseOn += l.RejectsHigh
+			} else {
+				tight += l.Lines
+				tightOn += l.RejectsHigh
+			}
+		}
+		fmt.Fprintf(w, "  FRR check, the reject-rate check on those lines: on in %d of %d shuffles of calibrations rejecting more than twice the target after the 100th part, in %d of %d of the others\n",
+			looseOn, loose, tightOn, tight)
 		fmt.Fprintf(w, "  FRR check, the same lines with every reject checked by a person (confirmed good or defect): false rejects mean %.2f%% (median %.2f%%, worst %.2f%%), caught mean %.1f%% (oracle at that FRR %.1f%%)\n",
 			100*evalstats.Mean(reviewed.frr), 100*evalstats.Median(reviewed.frr), 100*slices.Max(reviewed.frr), 100*evalstats.Mean(reviewed.catch), 100*evalstats.Mean(reviewed.oracle))
 	}

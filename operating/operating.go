@@ -29,6 +29,9 @@
 // for a person to look at, not to be followed. Drifting up with a threshold
 // refined below the start puts it back to the start (reason "drift"): the
 // refined one would reject good parts in numbers.
+//
+// Rejects. The recent decisions are counted against what the target rate
+// and the line's defect rate explain (rejects.go); the check only says so.
 package operating
 
 import (
@@ -124,6 +127,11 @@ type Config struct {
 	// their median is more than DriftLimit robust units away.
 	DriftWindow int
 	DriftLimit  float64
+	// DefectRate is the most defects the line makes (a share of parts), and
+	// RejectWindow how many recent decisions the reject-rate check counts
+	// (see Rejects).
+	DefectRate   float64
+	RejectWindow int
 	// Now stamps changes (nil: no time, as in Simulate).
 	Now func() time.Time
 }
@@ -160,6 +168,12 @@ func (c Config) WithDefaults() Config {
 	if c.DriftLimit == 0 {
 		c.DriftLimit = DefaultDriftLimit
 	}
+	if c.DefectRate == 0 {
+		c.DefectRate = DefaultDefectRate
+	}
+	if c.RejectWindow == 0 {
+		c.RejectWindow = DefaultRejectWindow
+	}
 	return c
 }
 
@@ -188,6 +202,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("operating: drift window %d: want 5..%d (Window)", c.DriftWindow, c.Window)
 	case !(c.DriftLimit > 0) || math.IsInf(c.DriftLimit, 0):
 		return fmt.Errorf("operating: drift limit %v: want > 0", c.DriftLimit)
+	case !(c.DefectRate > 0 && c.DefectRate < 1):
+		return fmt.Errorf("operating: defect rate %v: want 0 < rate < 1", c.DefectRate)
+	case c.RejectWindow < minRejectDecisions || c.RejectWindow > MaxRejectWindow:
+		return fmt.Errorf("operating: reject window %d: want %d..%d", c.RejectWindow, minRejectDecisions, MaxRejectWindow)
 	}
 	for i, v := range c.CalibrationGood {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -234,6 +252,7 @@ type Snapshot struct {
 	PredictedFRR  float64
 	ConfirmedGood int
 	Drift         Drift
+	Rejects       Rejects
 	LastChange    *Change
 }
 
@@ -253,6 +272,11 @@ type Refiner struct {
 	calRef   *Fit // calibration's good scores as a reference (Mu = median, Sigma = MAD)
 	good     []float64
 	last     *Change
+	// The reject-rate check: a ring of recent decisions (rejects.go).
+	rejects     []bool
+	rnext       int
+	nRejected   int
+	rejectsHigh bool
 }
 
 // New makes a Refiner; cfg gets defaults and is validated.
@@ -284,14 +308,16 @@ func (r *Refiner) Threshold() (float64, Source) {
 	return r.thresh, r.source
 }
 
-// Observe adds the score of a part just decided (with the threshold in force
-// before this call: a decision is never revisited) and re-estimates when due.
-// It returns the change it made, if any. Scores that are not positive and
-// finite are counted but not used.
-func (r *Refiner) Observe(score float64) (Change, bool) {
+// Observe adds the score of a part just decided and whether it was rejected
+// (by the threshold in force then, which may be a commanded one: a decision
+// is never revisited), and re-estimates when due. It returns the change it
+// made, if any. Scores that are not positive and finite are counted, and
+// their decisions too, but not used for the estimate.
+func (r *Refiner) Observe(score float64, rejected bool) (Change, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.observed++
+	r.recordLocked(rejected)
 	if !(score > 0) || math.IsInf(score, 0) {
 		return Change{}, false
 	}
@@ -487,7 +513,8 @@ func (r *Refiner) Snapshot() Snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := Snapshot{Threshold: r.thresh, Source: r.source, Start: r.cfg.Start, Lower: r.lo, Upper: r.hi,
-		TargetFRR: r.cfg.TargetFRR, Refine: r.cfg.Refine, Observed: r.observed, ConfirmedGood: len(r.good), Drift: r.driftLocked()}
+		TargetFRR: r.cfg.TargetFRR, Refine: r.cfg.Refine, Observed: r.observed, ConfirmedGood: len(r.good), Drift: r.driftLocked(),
+		Rejects: r.rejectsLocked()}
 	if r.fit != nil {
 		f := *r.fit
 		s.Fit, s.PredictedFRR = &f, r.predictLocked(r.thresh)
@@ -505,12 +532,16 @@ const StateVersion = 1
 // State is what survives a restart (the daemon saves it as JSON). Key ties it
 // to one model and settings: a State for another key is refused by Restore.
 type State struct {
-	Version       int       `json:"version"`
-	Key           string    `json:"key"`
-	Threshold     float64   `json:"threshold"`
-	Source        Source    `json:"source"`
-	Observed      uint64    `json:"observed"`
-	Scores        []float64 `json:"scores"` // oldest first
+	Version   int       `json:"version"`
+	Key       string    `json:"key"`
+	Threshold float64   `json:"threshold"`
+	Source    Source    `json:"source"`
+	Observed  uint64    `json:"observed"`
+	Scores    []float64 `json:"scores"` // oldest first
+	// Rejects are the recent decisions, oldest first (absent in states
+	// saved before the reject-rate check).
+	Rejects       []bool    `json:"rejects,omitempty"`
+	RejectsHigh   bool      `json:"rejects_high,omitempty"`
 	ConfirmedGood []float64 `json:"confirmed_good,omitempty"`
 	Fit           *Fit      `json:"fit,omitempty"`
 	Baseline      *Fit      `json:"baseline,omitempty"`
@@ -529,7 +560,7 @@ func (r *Refiner) State(key string) State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := State{Version: StateVersion, Key: key, Threshold: r.thresh, Source: r.source, Observed: r.observed,
-		Scores: r.orderedLocked(), ConfirmedGood: slices.Clone(r.good)}
+		Scores: r.orderedLocked(), ConfirmedGood: slices.Clone(r.good), Rejects: r.orderedRejectsLocked(), RejectsHigh: r.rejectsHigh}
 	if r.fit != nil {
 		f := *r.fit
 		st.Fit = &f
@@ -559,9 +590,9 @@ func (r *Refiner) Restore(st State, key string) error {
 		return fmt.Errorf("operating: saved state version %d, want %d", st.Version, StateVersion)
 	case st.Key != key:
 		return fmt.Errorf("%w (saved %q, now %q)", ErrStateMismatch, st.Key, key)
-	case len(st.Scores) > MaxWindow || len(st.ConfirmedGood) > MaxConfirmedGood:
-		return fmt.Errorf("operating: saved state holds %d scores and %d confirmed-good ones: more than the bounds %d, %d",
-			len(st.Scores), len(st.ConfirmedGood), MaxWindow, MaxConfirmedGood)
+	case len(st.Scores) > MaxWindow || len(st.ConfirmedGood) > MaxConfirmedGood || len(st.Rejects) > MaxRejectWindow:
+		return fmt.Errorf("operating: saved state holds %d scores, %d confirmed-good ones and %d decisions: more than the bounds %d, %d, %d",
+			len(st.Scores), len(st.ConfirmedGood), len(st.Rejects), MaxWindow, MaxConfirmedGood, MaxRejectWindow)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -590,6 +621,7 @@ func (r *Refiner) Restore(st State, key string) error {
 	r.window, r.next = slices.Clone(scores), 0
 	r.observed = max(st.Observed, uint64(len(scores)))
 	r.good = slices.Clone(st.ConfirmedGood)
+	r.restoreRejectsLocked(st.Rejects, st.RejectsHigh)
 	r.fit, r.baseline = cloneFit(st.Fit), cloneFit(st.Baseline)
 	if r.cfg.Refine {
 		r.thresh, r.source = st.Threshold, st.Source

@@ -42,6 +42,10 @@ func TestConfigValidate(t *testing.T) {
 		{"drift window too small", func(c *Config) { c.DriftWindow = 2 }, "drift window"},
 		{"negative drift limit", func(c *Config) { c.DriftLimit = -1 }, "drift limit"},
 		{"NaN calibration score", func(c *Config) { c.CalibrationGood = []float64{1, math.NaN()} }, "calibration good score 1"},
+		{"defect rate 1", func(c *Config) { c.DefectRate = 1 }, "defect rate"},
+		{"negative defect rate", func(c *Config) { c.DefectRate = -0.1 }, "defect rate"},
+		{"reject window too small", func(c *Config) { c.RejectWindow = 10 }, "reject window"},
+		{"reject window too big", func(c *Config) { c.RejectWindow = MaxRejectWindow + 1 }, "reject window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
@@ -85,7 +89,7 @@ func TestRefinement(t *testing.T) {
 			var changes []Change
 			for _, s := range stream[:tc.feed] {
 				before, _ := r.Threshold()
-				if c, ok := r.Observe(s); ok {
+				if c, ok := r.Observe(s, false); ok {
 					if c.From != before || c.Reason != ReasonRefined {
 						t.Errorf("change %+v from %v", c, before)
 					}
@@ -154,7 +158,7 @@ func TestFeedback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := New(Config{Start: 30, Refine: tc.refine, After: 1000, Window: 1000})
 			for i := 0; i < tc.observed; i++ {
-				r.Observe(1 + float64(i%7))
+				r.Observe(1+float64(i%7), false)
 			}
 			var last Change
 			for _, s := range tc.confirm {
@@ -184,7 +188,7 @@ func TestFeedback(t *testing.T) {
 func TestConfirmDefectLeavesWindow(t *testing.T) {
 	r, _ := New(Config{Start: 30, After: 20, Window: 20, DriftWindow: 5})
 	for i := 1; i <= 25; i++ { // the ring wraps
-		r.Observe(float64(i))
+		r.Observe(float64(i), false)
 	}
 	if !r.ConfirmDefect(23) {
 		t.Fatal("23 not found in the window")
@@ -201,7 +205,7 @@ func TestConfirmDefectLeavesWindow(t *testing.T) {
 			t.Error("23 still in the window")
 		}
 	}
-	r.Observe(26)
+	r.Observe(26, false)
 	if st := r.State("k"); st.Scores[len(st.Scores)-1] != 26 || len(st.Scores) != 20 {
 		t.Errorf("window after one more: %v", st.Scores)
 	}
@@ -226,7 +230,7 @@ func TestDrift(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := New(Config{Start: 30, Refine: true, CalibrationGood: cal})
 			for _, s := range tc.stream {
-				r.Observe(s)
+				r.Observe(s, false)
 			}
 			d := r.Drift()
 			if d.Drifting != tc.want || d.Reference != tc.ref || (d.Drifting && (d.Score > 0) != tc.positive) {
@@ -238,14 +242,14 @@ func TestDrift(t *testing.T) {
 	// start, once, and held there (not following the drift).
 	r, _ := New(Config{Start: 30, Refine: true})
 	for _, s := range goods(6, 150, 5, 0.4) {
-		r.Observe(s)
+		r.Observe(s, false)
 	}
 	if before, src := r.Threshold(); before >= 30 || src != SourceRefined {
 		t.Fatalf("not refined down: %v (%s)", before, src)
 	}
 	var changes []Change
 	for _, s := range goods(8, 200, 12, 0.4) {
-		if c, ok := r.Observe(s); ok {
+		if c, ok := r.Observe(s, false); ok {
 			changes = append(changes, c)
 		}
 	}
@@ -256,11 +260,11 @@ func TestDrift(t *testing.T) {
 	// Drifting down against the line holds the threshold once drift is said.
 	r, _ = New(Config{Start: 30, Refine: true})
 	for _, s := range goods(6, 150, 5, 0.4) {
-		r.Observe(s)
+		r.Observe(s, false)
 	}
 	for _, s := range goods(8, 200, 2.5, 0.4) {
 		drifting := r.Drift().Drifting
-		if c, ok := r.Observe(s); ok && drifting {
+		if c, ok := r.Observe(s, false); ok && drifting {
 			t.Errorf("moved while drifting down: %+v", c)
 		}
 	}
@@ -273,7 +277,7 @@ func TestStateRoundTrip(t *testing.T) {
 	cfg := Config{Start: 30, Refine: true}
 	r, _ := New(cfg)
 	for _, s := range goods(3, 250, 5, 0.4) {
-		r.Observe(s)
+		r.Observe(s, false)
 	}
 	r.ConfirmGood(14)
 	key := r.Key("model-a")
@@ -290,13 +294,14 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := r.Snapshot(), r2.Snapshot()
-	if a.Threshold != b.Threshold || a.Source != b.Source || a.Observed != b.Observed || a.ConfirmedGood != b.ConfirmedGood || a.Drift != b.Drift {
+	if a.Threshold != b.Threshold || a.Source != b.Source || a.Observed != b.Observed || a.ConfirmedGood != b.ConfirmedGood || a.Drift != b.Drift ||
+		a.Rejects != b.Rejects {
 		t.Errorf("restored %+v\nwant %+v", b, a)
 	}
 	// The same scores next give the same decisions.
 	for _, s := range goods(4, 60, 5, 0.4) {
-		c1, ok1 := r.Observe(s)
-		c2, ok2 := r2.Observe(s)
+		c1, ok1 := r.Observe(s, false)
+		c2, ok2 := r2.Observe(s, false)
 		if ok1 != ok2 || c1 != c2 {
 			t.Fatalf("after restore: %+v/%v vs %+v/%v", c1, ok1, c2, ok2)
 		}
@@ -322,6 +327,7 @@ func TestStateRoundTrip(t *testing.T) {
 		{"NaN score", func(s *State) { s.Scores = []float64{1, math.NaN()} }, key, "score 1 is NaN"},
 		{"negative confirmed", func(s *State) { s.ConfirmedGood = []float64{-1} }, key, "score 0 is -1"},
 		{"too many scores", func(s *State) { s.Scores = make([]float64, MaxWindow+1) }, key, "more than the bounds"},
+		{"too many decisions", func(s *State) { s.Rejects = make([]bool, MaxRejectWindow+1) }, key, "more than the bounds"},
 		{"bad fit", func(s *State) { s.Fit = &Fit{Mu: 1, Sigma: 0} }, key, "not a fit"},
 		{"bad source", func(s *State) { s.Source = "override" }, key, "source"},
 	} {
@@ -364,7 +370,7 @@ func TestDriftOnWrappedWindow(t *testing.T) {
 	cal := []float64{math.E, math.E * math.E, math.E * math.E * math.E} // logs 1, 2, 3: median 2, MAD 1.4826
 	r, _ := New(Config{Start: 1e6, After: 20, Window: 20, DriftWindow: 5, CalibrationGood: cal, MaxFactor: 1})
 	for i := 1; i <= 25; i++ {
-		r.Observe(float64(i))
+		r.Observe(float64(i), false)
 	}
 	d := r.Drift()
 	// Newest five: 21..25, median 23. The line's first fit is the reference
@@ -394,7 +400,7 @@ func TestRefinementMovesCalibrationByLineShift(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range stream {
-				r.Observe(s)
+				r.Observe(s, false)
 			}
 			snap := r.Snapshot()
 			if snap.Source != SourceRefined || snap.Fit == nil {

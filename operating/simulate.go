@@ -49,6 +49,10 @@ type Simulation struct {
 	Checkpoints []Checkpoint // after 50, 100 (those below the number of parts) and all parts
 	Changes     []Change     // every threshold move, in order
 	Final       float64      // threshold after the last part
+	// RejectsHigh is the part after which the reject-rate check first said
+	// the line rejects too many (0: never), and RejectsHighParts how many
+	// parts it said so after.
+	RejectsHigh, RejectsHighParts int
 }
 
 // SimulationCheckpoints are the part counts Simulate reports after (plus all).
@@ -98,7 +102,7 @@ func simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg 
 	for i, p := range order {
 		t, _ := r.Threshold()
 		rejected[i] = p.Score > t
-		if c, ok := r.Observe(p.Score); ok {
+		if c, ok := r.Observe(p.Score, rejected[i]); ok {
 			sim.Changes = append(sim.Changes, c)
 		}
 		if review && rejected[i] {
@@ -109,6 +113,12 @@ func simulate(parts []Part, calibrated float64, good []float64, seed int64, cfg 
 			}
 		}
 		thrAfter[i], srcAfter[i] = r.Threshold()
+		if r.Rejects().High {
+			if sim.RejectsHigh == 0 {
+				sim.RejectsHigh = i + 1
+			}
+			sim.RejectsHighParts++
+		}
 	}
 	sim.Final = thrAfter[len(order)-1]
 	static := make([]bool, len(order))

@@ -255,3 +255,35 @@ func TestSimulateReviewed(t *testing.T) {
 		t.Errorf("reviewed line rejects %.2f%% of good parts after 100 (%.2f%% without review); want at most half", 100*reviewed, 100*plain)
 	}
 }
+
+// The reject-rate check in a simulated line: quiet where the threshold
+// holds, on where a share of good parts the calibration never saw scores
+// above it.
+func TestSimulateRejectsHigh(t *testing.T) {
+	good := calibrationGood(9, 5, 0.3, 0)
+	parts := line(9, 400, 0.05, 5, 0.3, 1.5)
+	thr := 5 * math.Exp(2.33*0.3)
+	quiet, err := Simulate(parts, thr, good, 1, Config{Refine: true, MinFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quiet.RejectsHigh != 0 || quiet.RejectsHighParts != 0 {
+		t.Errorf("quiet line: check on after part %d, for %d parts", quiet.RejectsHigh, quiet.RejectsHighParts)
+	}
+	// A batch of good parts unlike the calibration's: 15% of the good ones
+	// score ten times higher.
+	batch := append([]Part(nil), parts...)
+	for i := range batch {
+		if !batch[i].Defect && i%7 == 0 {
+			batch[i].Score *= 10
+		}
+	}
+	hi, err := Simulate(batch, thr, good, 1, Config{Refine: true, MinFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hi.RejectsHigh < minRejectDecisions || hi.RejectsHigh > 250 || hi.RejectsHighParts == 0 ||
+		hi.RejectsHighParts > len(batch)-hi.RejectsHigh+1 {
+		t.Errorf("unseen good parts: check on after part %d, for %d parts of %d", hi.RejectsHigh, hi.RejectsHighParts, len(batch))
+	}
+}
