@@ -68,11 +68,13 @@ var (
 	MetricDefects        = Metric{Name: "Counters/Defects", Alias: 111, DataType: UInt64}
 	MetricState          = Metric{Name: "State", Alias: 120, DataType: String}
 	MetricModelID        = Metric{Name: "Model/ID", Alias: 121, DataType: String}
+	MetricDrift          = Metric{Name: "Operating/Drift", Alias: 122, DataType: Boolean}
+	MetricRejectsHigh    = Metric{Name: "Operating/Rejects High", Alias: 123, DataType: Boolean}
 	MetricCfgThreshold   = Metric{Name: "Config/Threshold", Alias: 130, DataType: Double, Writable: true}
 	MetricCfgInspection  = Metric{Name: "Config/Inspection Enabled", Alias: 131, DataType: Boolean, Writable: true}
 	MetricDeviceRebirth  = Metric{Name: "Device Control/Rebirth", Alias: 132, DataType: Boolean, Writable: true}
 	nodeMetrics          = []Metric{MetricRebirth, MetricSWVersion, MetricDeviceList}
-	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricDefectX, MetricDefectY, MetricDefectArea, MetricOffShape, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
+	deviceMetrics        = []Metric{MetricVerdict, MetricDefect, MetricScore, MetricThreshold, MetricScoreRatio, MetricPartID, MetricSeq, MetricLatency, MetricEventID, MetricDefectX, MetricDefectY, MetricDefectArea, MetricOffShape, MetricInspections, MetricDefects, MetricState, MetricModelID, MetricDrift, MetricRejectsHigh, MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 	nodeCommandMetrics   = []Metric{MetricRebirth}
 	deviceCommandMetrics = []Metric{MetricCfgThreshold, MetricCfgInspection, MetricDeviceRebirth}
 )

@@ -152,6 +152,7 @@ type device struct {
 	defects           uint64
 	state             alerts.State
 	modelID           string
+	drift, rejectsHi  bool
 	cfgThreshold      float64
 	enabled           bool
 }
@@ -504,6 +505,8 @@ func (n *Node) dbirthLocked() *pb.Payload {
 		MetricDefects.value(d.defects, now, true),
 		MetricState.value(string(d.state), now, true),
 		MetricModelID.value(d.modelID, now, true),
+		MetricDrift.value(d.drift, now, true),
+		MetricRejectsHigh.value(d.rejectsHi, now, true),
 		MetricCfgThreshold.value(d.cfgThreshold, now, true),
 		MetricCfgInspection.value(d.enabled, now, true),
 		MetricDeviceRebirth.value(false, now, true),
@@ -654,6 +657,14 @@ func (n *Node) StatusChanged(st alerts.Status) {
 	if st.ModelID != d.modelID {
 		d.modelID = st.ModelID
 		ms = append(ms, MetricModelID.value(d.modelID, now, false))
+	}
+	if st.Drift != d.drift {
+		d.drift = st.Drift
+		ms = append(ms, MetricDrift.value(d.drift, now, false))
+	}
+	if st.RejectsHigh != d.rejectsHi {
+		d.rejectsHi = st.RejectsHigh
+		ms = append(ms, MetricRejectsHigh.value(d.rejectsHi, now, false))
 	}
 	if thr != d.cfgThreshold {
 		d.cfgThreshold = thr

@@ -72,6 +72,9 @@ func TestNodeAgainstTahu(t *testing.T) {
 	if got := ctl.Threshold(); got != 12.5 {
 		t.Errorf("threshold after refused commands = %v, want 12.5", got)
 	}
+	// The line rejects too many: state, drift and the reject-rate check in one DDATA.
+	n.StatusChanged(alerts.Status{State: alerts.StateDegraded, ModelID: "model-a", Drift: true, RejectsHigh: true})
+	eventually(t, 10*time.Second, "status DDATA", func() bool { return col.count(tp.DDATA) == parts+4 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := n.Close(ctx); err != nil {
@@ -206,8 +209,19 @@ func TestNodeAgainstTahu(t *testing.T) {
 		t.Errorf("defects counter %s, want %d", v.Value, defects)
 	}
 	after := ddata[parts+1:]
-	if len(after) != 2 {
-		t.Fatalf("%d DDATA after the commands, want 2 (threshold, inspection)", len(after))
+	if len(after) != 3 {
+		t.Fatalf("%d DDATA after the commands, want 3 (threshold, inspection, status)", len(after))
+	}
+	for _, c := range []struct {
+		m    Metric
+		want string
+	}{{MetricState, "degraded"}, {MetricDrift, "true"}, {MetricRejectsHigh, "true"}} {
+		if v := after[2].Metric(t, "", c.m.Alias); v.Str() != c.want || v.Type != dataTypeName[c.m.DataType] {
+			t.Errorf("status DDATA %s = %s %s, want %s", c.m.Name, v.Type, v.Value, c.want)
+		}
+	}
+	if v := dbirths[1].Metric(t, MetricRejectsHigh.Name, 0); v.Str() != "false" {
+		t.Errorf("DBIRTH rejects high %s, want false", v.Value)
 	}
 	if v := after[0].Metric(t, "", MetricCfgThreshold.Alias); v.Float(t) != 12.5 {
 		t.Errorf("threshold DDATA %s", v.Value)
