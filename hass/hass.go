@@ -8,6 +8,8 @@
 //
 //	binary_sensor/<node>/defect     on while the last part was a defect (event topic); the event's fields as attributes
 //	binary_sensor/<node>/off_shape  on while the last part's shape lay outside the good parts' (event topic)
+//	binary_sensor/<node>/drift      on while the scores drift (status topic), diagnostic
+//	binary_sensor/<node>/rejects_high  on while the line rejects more than its threshold and defect rate explain (status topic)
 //	sensor/<node>/score             the last part's score (event topic)
 //	sensor/<node>/score_ratio       score / threshold (event topic)
 //	sensor/<node>/inspection_rate   inspections per second (status topic)
@@ -153,6 +155,21 @@ func Discovery(cfg Config) map[string][]byte {
 			"payload_off":     "OFF",
 			"device_class":    "problem",
 			"entity_category": "diagnostic",
+		}),
+		"binary_sensor/drift": entity("drift", "Score drift", map[string]any{
+			"state_topic":     cfg.Topics.Status,
+			"value_template":  "{{ 'ON' if value_json.drift else 'OFF' }}",
+			"payload_on":      "ON",
+			"payload_off":     "OFF",
+			"device_class":    "problem",
+			"entity_category": "diagnostic",
+		}),
+		"binary_sensor/rejects_high": entity("rejects_high", "Rejects high", map[string]any{
+			"state_topic":    cfg.Topics.Status,
+			"value_template": "{{ 'ON' if value_json.rejects_high else 'OFF' }}",
+			"payload_on":     "ON",
+			"payload_off":    "OFF",
+			"device_class":   "problem",
 		}),
 		"sensor/score": entity("score", "Score", map[string]any{
 			"state_topic":                 cfg.Topics.Event,

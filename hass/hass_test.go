@@ -80,6 +80,12 @@ func TestDiscoveryOnARealBroker(t *testing.T) {
 		{"homeassistant/binary_sensor/inspectd_cam0/off_shape/config", map[string]any{
 			"state_topic": topics.Event, "device_class": "problem", "entity_category": "diagnostic", "payload_on": "ON", "payload_off": "OFF",
 			"value_template": "{{ 'ON' if value_json.off_shape is defined else 'OFF' }}"}},
+		{"homeassistant/binary_sensor/inspectd_cam0/drift/config", map[string]any{
+			"state_topic": topics.Status, "device_class": "problem", "entity_category": "diagnostic",
+			"value_template": "{{ 'ON' if value_json.drift else 'OFF' }}"}},
+		{"homeassistant/binary_sensor/inspectd_cam0/rejects_high/config", map[string]any{
+			"state_topic": topics.Status, "device_class": "problem", "payload_on": "ON", "payload_off": "OFF",
+			"value_template": "{{ 'ON' if value_json.rejects_high else 'OFF' }}"}},
 		{"homeassistant/sensor/inspectd_cam0/score/config", map[string]any{
 			"state_topic": topics.Event, "value_template": "{{ value_json.score }}", "state_class": "measurement"}},
 		{"homeassistant/sensor/inspectd_cam0/score_ratio/config", map[string]any{"state_topic": topics.Event, "value_template": "{{ value_json.score_ratio }}"}},
