@@ -27,13 +27,14 @@ test: lint
 
 # Fuzzing for a bounded time (FUZZTIME each) of every parser of untrusted
 # input: model files, backbone files, images, MQTT feedback and commands
-# (plain and Sparkplug), source URIs and regions of interest. Inputs that
+# (plain and Sparkplug), source URIs, regions of interest, broker URLs and
+# the saved operating state. Inputs that
 # fail are written to testdata/fuzz and replayed by every later `go test`.
 FUZZTIME ?= 30s
 FUZZ := model:FuzzLoad local:FuzzPaDiMLoad engine/onnxproto:FuzzReadSignature \
 	imageops:FuzzDecode imageops:FuzzParseROI alerts:FuzzParseFeedback \
 	alerts:FuzzParseCommand sparkplug:FuzzParseCommand capture:FuzzParseURI \
-	internal/broker:FuzzParse
+	internal/broker:FuzzParse operating:FuzzRestore
 fuzz: setup
 	@set -e; for t in $(FUZZ); do \
 	  echo "fuzz $${t#*:} ./$${t%%:*}/"; \
