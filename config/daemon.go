@@ -34,8 +34,8 @@ type Daemon struct {
 	RefineMax      float64       `envconfig:"REFINE_MAX_FACTOR" default:"2" desc:"refinement never goes above this times the starting threshold"`
 	DriftWindow    int           `envconfig:"DRIFT_WINDOW" default:"50" desc:"recent scores whose median is compared with the reference for drift"`
 	DriftLimit     float64       `envconfig:"DRIFT_LIMIT" default:"1" desc:"drift when that median moves this many robust deviations (of log scores)"`
-	DefectRate     float64       `envconfig:"DEFECT_RATE" default:"0.05" desc:"the most defective parts the line makes (a share); more rejects among the last REJECT_WINDOW than it and the target false-reject rate explain set rejects_high in status (0 < rate < 1)"`
-	RejectWindow   int           `envconfig:"REJECT_WINDOW" default:"100" desc:"recent decisions the reject-rate check counts (20..10000)"`
+	DefectRate     float64       `envconfig:"DEFECT_RATE" default:"0.05" desc:"the most defective parts the line makes (a share): rejecting more than it and the target false-reject rate explain (about seven rejects in a row, or three times that rate for longer) sets rejects_high in status (0 < rate < 1)"`
+	RejectWindow   int           `envconfig:"REJECT_WINDOW" default:"100" desc:"recent decisions whose reject rate status and metrics show (20..10000)"`
 	FeedbackMemory int           `envconfig:"FEEDBACK_MEMORY" default:"5000" desc:"recent events remembered (by event id and part id) for operator feedback"`
 	LearnGood      bool          `envconfig:"LEARN_GOOD" default:"true" desc:"a rejected part an operator confirms good (feedback topic) joins the model's good parts when its method allows it (patchcore): a new model version at INSPECTD_MODEL, the previous kept as .prev, then reloaded"`
 	LearnKeep      int           `envconfig:"LEARN_KEEP" default:"32" desc:"frames of the most recently rejected parts kept in memory for LEARN_GOOD"`

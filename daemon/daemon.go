@@ -760,8 +760,8 @@ func (d *Daemon) Status() alerts.Status {
 			st.LastError += "; "
 		}
 		o := st.Operating
-		st.LastError += fmt.Sprintf("rejected %d of the last %d parts, more than the threshold and INSPECTD_DEFECT_RATE explain (at most %.1f%%): "+
-			"review the rejects (feedback topic) or recalibrate with good parts like these", o.RecentRejects, o.RecentDecisions, 100*o.ExpectedRejectRate)
+		st.LastError += fmt.Sprintf("rejecting more parts than the threshold and INSPECTD_DEFECT_RATE explain (at most %.1f%%; %d of the last %d parts rejected): "+
+			"review the rejects (feedback topic) or recalibrate with good parts like these", 100*o.ExpectedRejectRate, o.RecentRejects, o.RecentDecisions)
 	}
 	if e := d.lastErr.Load(); e != nil {
 		if st.LastError != "" {

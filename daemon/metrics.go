@@ -72,7 +72,7 @@ func newMetrics(captureReconnects, spoolDepth, feedbackDropped func() float64) *
 		rejectRate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_recent_reject_rate",
 			Help: "Share of the last INSPECTD_REJECT_WINDOW decisions that rejected the part."}),
 		rejectsHigh: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inspectd_rejects_high",
-			Help: "1 while the recent rejects are more than the target false-reject rate and INSPECTD_DEFECT_RATE explain (binomial tail below 0.001; clears above 0.05)."}),
+			Help: "1 while the line rejects more than the target false-reject rate and INSPECTD_DEFECT_RATE explain (a Bernoulli CUSUM against three times that rate; about seven rejects in a row)."}),
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inspectd_feedback_total",
 			Help: "Operator feedback by result: false_reject, good, defect, missed_defect, unknown_event, duplicate, invalid."}, []string{"result"}),
 		feedbackDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inspectd_feedback_dropped_total",

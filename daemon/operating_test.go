@@ -366,6 +366,7 @@ func TestDrift(t *testing.T) {
 	t.Setenv("INSPECTD_REFINE_AFTER", "20")
 	t.Setenv("INSPECTD_DRIFT_WINDOW", "5")
 	t.Setenv("INSPECTD_REJECT_WINDOW", "20")
+	t.Setenv("INSPECTD_DEFECT_RATE", "0.3")
 	cfg := f.config(t, "dir:"+hot)
 	d, _ := startDaemon(t, cfg)
 	man, _ := model.Load(f.model)
@@ -389,21 +390,25 @@ func TestDrift(t *testing.T) {
 	if n := scrape(t, d, `inspectd_threshold_changes_total{reason="drift"}`); n != 1 {
 		t.Errorf("drift changes %v", n)
 	}
-	// Six rejects in the last twenty decisions are more than a 1% target and
-	// 5% defects explain (binomial tail 5e-4): the reject-rate check is on.
+	// A seventh: seven rejects in a row are more than a 1% target and the
+	// line's 30% defects explain (INSPECTD_DEFECT_RATE): the reject-rate
+	// check is on.
+	dropNoise(t, hot, 6, 1)
+	waitFor(t, "27 inspections", 60*time.Second, func() bool { return d.Inspected() == 27 })
+	st = d.Status()
 	o := st.Operating
-	if !st.RejectsHigh || st.State != alerts.StateDegraded || !strings.Contains(st.LastError, "rejected 6 of the last 20 parts") ||
-		o.RecentRejects != 6 || o.RecentDecisions != 20 || math.Abs(o.ExpectedRejectRate-0.06) > 1e-12 {
-		t.Errorf("after six noise parts: status %+v %+v; want rejects_high", st, o)
+	if !st.RejectsHigh || st.State != alerts.StateDegraded || !strings.Contains(st.LastError, "7 of the last 20 parts rejected") ||
+		o.RecentRejects != 7 || o.RecentDecisions != 20 || math.Abs(o.ExpectedRejectRate-0.31) > 1e-12 {
+		t.Errorf("after seven noise parts: status %+v %+v; want rejects_high", st, o)
 	}
-	if h, r := scrape(t, d, "inspectd_rejects_high"), scrape(t, d, "inspectd_recent_reject_rate"); h != 1 || r != 0.3 {
-		t.Errorf("inspectd_rejects_high %v, inspectd_recent_reject_rate %v; want 1, 0.3", h, r)
+	if h, r := scrape(t, d, "inspectd_rejects_high"), scrape(t, d, "inspectd_recent_reject_rate"); h != 1 || r != 0.35 {
+		t.Errorf("inspectd_rejects_high %v, inspectd_recent_reject_rate %v; want 1, 0.35", h, r)
 	}
-	// Good parts again: once the noise leaves the window the check clears.
-	dropGood(t, hot, 20, 20)
-	waitFor(t, "46 inspections", 60*time.Second, func() bool { return d.Inspected() == 46 })
+	// Good parts again: the check clears (four undo seven rejects at this rate).
+	dropGood(t, hot, 20, 5)
+	waitFor(t, "32 inspections", 60*time.Second, func() bool { return d.Inspected() == 32 })
 	st = d.Status()
 	if st.RejectsHigh || st.State != alerts.StateRunning || scrape(t, d, "inspectd_rejects_high") != 0 {
-		t.Errorf("after twenty good parts: status %+v %+v; want the reject-rate check off", st, st.Operating)
+		t.Errorf("after five good parts: status %+v %+v; want the reject-rate check off", st, st.Operating)
 	}
 }

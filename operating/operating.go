@@ -30,8 +30,8 @@
 // refined below the start puts it back to the start (reason "drift"): the
 // refined one would reject good parts in numbers.
 //
-// Rejects. The recent decisions are counted against what the target rate
-// and the line's defect rate explain (rejects.go); the check only says so.
+// Rejects. The decisions are weighed against what the target rate and the
+// line's defect rate explain (rejects.go); the check only says so.
 package operating
 
 import (
@@ -276,6 +276,7 @@ type Refiner struct {
 	rejects     []bool
 	rnext       int
 	nRejected   int
+	cusum       float64
 	rejectsHigh bool
 }
 
@@ -541,6 +542,7 @@ type State struct {
 	// Rejects are the recent decisions, oldest first (absent in states
 	// saved before the reject-rate check).
 	Rejects       []bool    `json:"rejects,omitempty"`
+	RejectCUSUM   float64   `json:"reject_cusum,omitempty"`
 	RejectsHigh   bool      `json:"rejects_high,omitempty"`
 	ConfirmedGood []float64 `json:"confirmed_good,omitempty"`
 	Fit           *Fit      `json:"fit,omitempty"`
@@ -560,7 +562,7 @@ func (r *Refiner) State(key string) State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := State{Version: StateVersion, Key: key, Threshold: r.thresh, Source: r.source, Observed: r.observed,
-		Scores: r.orderedLocked(), ConfirmedGood: slices.Clone(r.good), Rejects: r.orderedRejectsLocked(), RejectsHigh: r.rejectsHigh}
+		Scores: r.orderedLocked(), ConfirmedGood: slices.Clone(r.good), Rejects: r.orderedRejectsLocked(), RejectCUSUM: r.cusum, RejectsHigh: r.rejectsHigh}
 	if r.fit != nil {
 		f := *r.fit
 		st.Fit = &f
@@ -609,6 +611,9 @@ func (r *Refiner) Restore(st State, key string) error {
 			}
 		}
 	}
+	if !(st.RejectCUSUM >= 0) || math.IsInf(st.RejectCUSUM, 0) {
+		return fmt.Errorf("operating: saved reject-rate statistic %v: want a number >= 0", st.RejectCUSUM)
+	}
 	for _, f := range []*Fit{st.Fit, st.Baseline} {
 		if f != nil && (math.IsNaN(f.Mu) || math.IsInf(f.Mu, 0) || !(f.Sigma > 0) || math.IsInf(f.Sigma, 0) || f.N < 0) {
 			return fmt.Errorf("operating: saved fit %+v is not a fit", *f)
@@ -621,7 +626,7 @@ func (r *Refiner) Restore(st State, key string) error {
 	r.window, r.next = slices.Clone(scores), 0
 	r.observed = max(st.Observed, uint64(len(scores)))
 	r.good = slices.Clone(st.ConfirmedGood)
-	r.restoreRejectsLocked(st.Rejects, st.RejectsHigh)
+	r.restoreRejectsLocked(st.Rejects, st.RejectCUSUM, st.RejectsHigh)
 	r.fit, r.baseline = cloneFit(st.Fit), cloneFit(st.Baseline)
 	if r.cfg.Refine {
 		r.thresh, r.source = st.Threshold, st.Source

@@ -1,59 +1,51 @@
 package operating
 
-import (
-	"math"
-
-	"gonum.org/v1/gonum/stat/distuv"
-)
+import "math"
 
 // The reject-rate check. A threshold set from a few good parts can meet good
 // parts unlike any of them (a batch of material, a supplier, a module the
 // calibration never saw): they score high together, the stream's body hardly
 // moves, and no estimate without labels can tell them from defects. What the
 // line can tell is that it rejects more than its threshold and its defects
-// explain: the recent rejects are tested against Binomial(n, TargetFRR +
-// DefectRate), the most a line making defects at its usual rate should
-// reject. The check says so (status, metrics) and does nothing else: a
-// burst of real defects looks the same, and is for a person to see.
+// explain. The decisions feed a Bernoulli CUSUM that weighs the most a line
+// making defects at its usual rate should reject, p0 = TargetFRR +
+// DefectRate, against three times that: it turns on after about seven
+// rejects in a row, or a rate raised for longer, and off when the statistic
+// is back at zero. A batch arrives in a run: a CUSUM says so after a third
+// of the false rejects a window of 100 needs (docs/lab-notes.md, session
+// 18). The check says so (status, metrics) and does nothing else: a burst of
+// real defects looks the same, and is for a person to see.
 const (
 	// DefaultDefectRate is the share of defective parts a line is taken to
 	// make at most.
 	DefaultDefectRate = 0.05
-	// DefaultRejectWindow is how many recent decisions are counted.
+	// DefaultRejectWindow is how many recent decisions the shown rate counts.
 	DefaultRejectWindow = 100
 	// MaxRejectWindow bounds RejectWindow (memory and state file size).
 	MaxRejectWindow = 10_000
-	// minRejectDecisions is the fewest decisions the check is made on.
+	// minRejectDecisions is the smallest RejectWindow.
 	minRejectDecisions = 20
-	// rejectRaiseP and rejectClearP are the tail probabilities at which the
-	// check turns on and off again: one line in a thousand at the expected
-	// rate raises it on a given test, and it clears only when the count is
-	// unremarkable, so it does not flicker around the edge.
-	rejectRaiseP = 1e-3
-	rejectClearP = 0.05
+	// rejectShift is the rate, over p0, the CUSUM is tuned to find, and
+	// rejectLimit where it turns on: at exactly p0 it turns on once in about
+	// 30,000 parts, at three times p0 after about 70 (simulated).
+	rejectShift = 3
+	rejectLimit = 7
+	// rejectCap bounds the statistic, so that a line back to normal clears
+	// within about a hundred parts however long the run was.
+	rejectCap = 2 * rejectLimit
 )
 
 // Rejects is the reject-rate check's position.
 type Rejects struct {
-	Decisions int     // recent decisions counted
+	Decisions int     // recent decisions counted (the last RejectWindow)
 	Rejected  int     // of them rejected
 	Rate      float64 // Rejected / Decisions (0 without decisions)
 	// Expected is the most the line should reject: TargetFRR + DefectRate.
 	Expected float64
-	// High says Rejected is beyond what Expected explains (binomial tail
-	// below 1e-3; it clears above 0.05).
-	High bool
-}
-
-// rejectTail is P(X >= k) for X ~ Binomial(n, p).
-func rejectTail(k, n int, p float64) float64 {
-	if k <= 0 {
-		return 1
-	}
-	if k > n {
-		return 0
-	}
-	return 1 - distuv.Binomial{N: float64(n), P: p}.CDF(float64(k-1))
+	// CUSUM is the check's statistic (0 while the line rejects at most
+	// Expected), and High says it is beyond its limit.
+	CUSUM float64
+	High  bool
 }
 
 // recordLocked adds one decision to the ring and updates the check.
@@ -70,21 +62,24 @@ func (r *Refiner) recordLocked(rejected bool) {
 	if rejected {
 		r.nRejected++
 	}
-	r.updateRejectsLocked()
+	r.updateRejectsLocked(rejected)
 }
 
-// updateRejectsLocked turns the check on or off from the counts.
-func (r *Refiner) updateRejectsLocked() {
-	n := len(r.rejects)
-	if n < minRejectDecisions {
-		r.rejectsHigh = false
-		return
+// updateRejectsLocked adds one decision to the CUSUM and turns the check on
+// or off.
+func (r *Refiner) updateRejectsLocked(rejected bool) {
+	p0 := r.expectedRejects()
+	p1 := math.Min(rejectShift*p0, 0.999)
+	if rejected {
+		r.cusum += math.Log(p1 / p0)
+	} else {
+		r.cusum += math.Log((1 - p1) / (1 - p0))
 	}
-	p := rejectTail(r.nRejected, n, r.expectedRejects())
+	r.cusum = min(max(r.cusum, 0), rejectCap)
 	switch {
-	case p < rejectRaiseP:
+	case r.cusum > rejectLimit:
 		r.rejectsHigh = true
-	case p > rejectClearP:
+	case r.cusum == 0:
 		r.rejectsHigh = false
 	}
 }
@@ -94,7 +89,7 @@ func (r *Refiner) expectedRejects() float64 {
 }
 
 func (r *Refiner) rejectsLocked() Rejects {
-	rj := Rejects{Decisions: len(r.rejects), Rejected: r.nRejected, Expected: r.expectedRejects(), High: r.rejectsHigh}
+	rj := Rejects{Decisions: len(r.rejects), Rejected: r.nRejected, Expected: r.expectedRejects(), CUSUM: r.cusum, High: r.rejectsHigh}
 	if rj.Decisions > 0 {
 		rj.Rate = float64(rj.Rejected) / float64(rj.Decisions)
 	}
@@ -110,9 +105,9 @@ func (r *Refiner) Rejects() Rejects {
 }
 
 // restoreRejectsLocked takes saved decisions (oldest first), the newest
-// RejectWindow of them, and the check's state when they were saved (which
-// the counts alone do not give between the raise and clear levels).
-func (r *Refiner) restoreRejectsLocked(saved []bool, high bool) {
+// RejectWindow of them, and the check's statistic and state (checked by the
+// caller).
+func (r *Refiner) restoreRejectsLocked(saved []bool, cusum float64, high bool) {
 	if len(saved) > r.cfg.RejectWindow {
 		saved = saved[len(saved)-r.cfg.RejectWindow:]
 	}
@@ -122,8 +117,7 @@ func (r *Refiner) restoreRejectsLocked(saved []bool, high bool) {
 			r.nRejected++
 		}
 	}
-	r.rejectsHigh = high
-	r.updateRejectsLocked()
+	r.cusum, r.rejectsHigh = min(cusum, rejectCap), high && cusum > 0
 }
 
 // orderedRejectsLocked returns the decisions oldest first (a new slice).

@@ -7,30 +7,6 @@ import (
 	"testing"
 )
 
-func TestRejectTail(t *testing.T) {
-	for _, tc := range []struct {
-		k, n int
-		p    float64
-	}{
-		{0, 20, 0.06}, {1, 20, 0.06}, {6, 20, 0.06}, {14, 100, 0.06}, {18, 100, 0.06}, {100, 100, 0.5}, {101, 100, 0.5}, {3, 50, 0.3},
-	} {
-		// P(X >= k) summed term by term.
-		var want float64
-		for j := tc.k; j <= tc.n; j++ {
-			lg, _ := math.Lgamma(float64(tc.n + 1))
-			a, _ := math.Lgamma(float64(j + 1))
-			b, _ := math.Lgamma(float64(tc.n - j + 1))
-			want += math.Exp(lg - a - b + float64(j)*math.Log(tc.p) + float64(tc.n-j)*math.Log1p(-tc.p))
-		}
-		if tc.k <= 0 {
-			want = 1
-		}
-		if got := rejectTail(tc.k, tc.n, tc.p); math.Abs(got-want) > 1e-9+1e-6*want {
-			t.Errorf("P(X >= %d; %d, %v) = %v, want %v", tc.k, tc.n, tc.p, got, want)
-		}
-	}
-}
-
 // feedRejects observes n decisions, each a reject with probability share,
 // and returns the decision count after which the check first said High (0:
 // never) and whether it says High at the end.
@@ -54,16 +30,16 @@ func TestRejects(t *testing.T) {
 		wantHighAt bool
 	}{
 		// 1% target and 5% defects expected: 4% rejected is a quiet line.
-		{"quiet line", Config{Start: 10}, 0.04, 3000, [2]int{0, 0}, false},
+		{"quiet line", Config{Start: 10}, 0.04, 5000, [2]int{0, 0}, false},
 		{"at the expected rate", Config{Start: 10}, 0.06, 3000, [2]int{0, 0}, false},
 		// Good parts unlike the calibration's, rejected at 13% beside 5% defects.
-		{"unseen good parts", Config{Start: 10}, 0.18, 400, [2]int{20, 200}, true},
-		{"every part", Config{Start: 10}, 1, 100, [2]int{20, 20}, true},
+		{"unseen good parts", Config{Start: 10}, 0.18, 400, [2]int{7, 250}, true},
+		{"every part", Config{Start: 10}, 1, 100, [2]int{7, 7}, true},
 		// A line that makes 20% defects says so with the default, not when
 		// its engineer said 20% is normal.
-		{"defect-heavy line, default rate", Config{Start: 10}, 0.2, 400, [2]int{20, 200}, true},
+		{"defect-heavy line, default rate", Config{Start: 10}, 0.2, 400, [2]int{7, 250}, true},
 		{"defect-heavy line, its rate", Config{Start: 10, DefectRate: 0.2}, 0.2, 3000, [2]int{0, 0}, false},
-		{"short window", Config{Start: 10, RejectWindow: 20}, 0.4, 200, [2]int{20, 60}, true},
+		{"short window", Config{Start: 10, RejectWindow: 20}, 0.4, 200, [2]int{7, 60}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := New(tc.cfg)
@@ -82,12 +58,39 @@ func TestRejects(t *testing.T) {
 			if want := math.Min(r.cfg.TargetFRR+r.cfg.DefectRate, 0.99); rj.Expected != want {
 				t.Errorf("expected rate %v, want %v", rj.Expected, want)
 			}
+			if !(rj.CUSUM >= 0 && rj.CUSUM <= rejectCap) {
+				t.Errorf("statistic %v outside [0, %v]", rj.CUSUM, rejectCap)
+			}
 		})
 	}
 }
 
-// The check clears once the rejects stop, only after the count is
-// unremarkable again, and comes back from a saved state as it was.
+// A run of rejects turns the check on sooner than the same rejects spread
+// over the window: seven in a row do.
+func TestRejectsRun(t *testing.T) {
+	r, _ := New(Config{Start: 10})
+	for range 50 {
+		r.Observe(5, false)
+	}
+	for i := 1; i <= 7; i++ {
+		r.Observe(50, true)
+		if high := r.Rejects().High; high != (i == 7) {
+			t.Fatalf("after %d rejects in a row: High %v (%+v)", i, high, r.Rejects())
+		}
+	}
+	// The same seven rejects, one in every seven parts: a 14% rate over 49
+	// parts, nothing to say yet.
+	s, _ := New(Config{Start: 10})
+	for i := range 49 {
+		s.Observe(5, i%7 == 0)
+	}
+	if rj := s.Rejects(); rj.High || rj.Rejected != 7 {
+		t.Errorf("spread rejects: %+v", rj)
+	}
+}
+
+// The check clears once the rejects stop, only when the statistic is back at
+// zero, and comes back from a saved state as it was.
 func TestRejectsClearAndRestore(t *testing.T) {
 	cfg := Config{Start: 10}
 	r, _ := New(cfg)
@@ -95,23 +98,20 @@ func TestRejectsClearAndRestore(t *testing.T) {
 	if _, high := feedRejects(r, rng, 100, 0.3); !high {
 		t.Fatalf("30%% rejects: not High %+v", r.Rejects())
 	}
-	// Raised at a tail of 1e-3, cleared above 0.05: between the two it holds.
-	holds := false
-	for i := 0; r.Rejects().High; i++ {
-		rj := r.Rejects()
-		if p := rejectTail(rj.Rejected, rj.Decisions, rj.Expected); p > rejectRaiseP && p <= rejectClearP {
+	// Between the limit and zero it holds.
+	holds, clean := false, 0
+	for r.Rejects().High {
+		if c := r.Rejects().CUSUM; c > 0 && c <= rejectLimit {
 			holds = true
 		}
-		if i > 100 {
-			t.Fatalf("still High after 100 clean decisions: %+v", rj)
+		if clean > 150 {
+			t.Fatalf("still High after 150 clean decisions: %+v", r.Rejects())
 		}
 		r.Observe(5, false)
+		clean++
 	}
-	if !holds {
-		t.Error("the check cleared without passing through the band where it holds")
-	}
-	if rj := r.Rejects(); rejectTail(rj.Rejected, rj.Decisions, rj.Expected) <= rejectClearP {
-		t.Errorf("cleared at %+v", rj)
+	if !holds || r.Rejects().CUSUM != 0 {
+		t.Errorf("cleared at %+v after %d clean decisions (held below the limit: %v)", r.Rejects(), clean, holds)
 	}
 
 	feedRejects(r, rng, 100, 0.3)
@@ -123,8 +123,8 @@ func TestRejectsClearAndRestore(t *testing.T) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Rejects) != DefaultRejectWindow {
-		t.Fatalf("saved %d decisions, want the window's %d", len(st.Rejects), DefaultRejectWindow)
+	if len(st.Rejects) != DefaultRejectWindow || st.RejectCUSUM <= 0 || !st.RejectsHigh {
+		t.Fatalf("saved %d decisions, statistic %v, high %v; want the window's %d, > 0, true", len(st.Rejects), st.RejectCUSUM, st.RejectsHigh, DefaultRejectWindow)
 	}
 	r2, _ := New(cfg)
 	if err := r2.Restore(st, r2.Key("m")); err != nil {
@@ -146,5 +146,12 @@ func TestRejectsClearAndRestore(t *testing.T) {
 	}
 	if rj := small.Rejects(); rj.Decisions != 30 || rj.Rejected != want {
 		t.Errorf("restored into a window of 30: %+v, want %d rejected", rj, want)
+	}
+	for _, bad := range []float64{-1, math.Inf(1), math.NaN()} {
+		s := st
+		s.RejectCUSUM = bad
+		if err := r2.Restore(s, r2.Key("m")); err == nil {
+			t.Errorf("saved statistic %v restored", bad)
+		}
 	}
 }

@@ -59,6 +59,9 @@ func FuzzRestore(f *testing.F) {
 				n++
 			}
 		}
+		if !(r.cusum >= 0 && r.cusum <= rejectCap) {
+			t.Fatalf("reject-rate statistic %v outside [0, %v]", r.cusum, rejectCap)
+		}
 		if n != r.nRejected {
 			t.Fatalf("%d rejects counted, %d in the window", r.nRejected, n)
 		}
