@@ -127,9 +127,10 @@ type Config struct {
 	// their median is more than DriftLimit robust units away.
 	DriftWindow int
 	DriftLimit  float64
-	// DefectRate is the most defects the line makes (a share of parts), and
-	// RejectWindow how many recent decisions the reject-rate check counts
-	// (see Rejects).
+	// DefectRate is the most defects the line makes (a share of parts): the
+	// reject-rate check weighs the decisions against it (see Rejects).
+	// RejectWindow is how many recent decisions the shown reject rate
+	// counts.
 	DefectRate   float64
 	RejectWindow int
 	// Now stamps changes (nil: no time, as in Simulate).
