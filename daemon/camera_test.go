@@ -133,6 +133,11 @@ func TestGigECameraEndToEnd(t *testing.T) {
 // cameraEndToEnd runs the daemon on uri with MQTT triggers against the
 // camera srv, already streaming at 160x120 (or its fixed size).
 func cameraEndToEnd(t *testing.T, f *fixture, camera, uri string, srv netCam, resizable bool) {
+	// The cameras' test patterns are nothing like the good parts: every part
+	// is rejected, which the reject-rate check would rightly call degraded.
+	// These tests are about the camera's states, so the line is told it
+	// makes that many defects.
+	t.Setenv("INSPECTD_DEFECT_RATE", "0.9")
 	t.Setenv("INSPECTD_TRIGGER", "mqtt")
 	t.Setenv("INSPECTD_CAMERA", camera)
 	sub := subscribe(t, f.broker.URL(), camera)
@@ -206,6 +211,11 @@ func TestGigESoftwareTriggerEndToEnd(t *testing.T) {
 	f.calibrateROI(t, f.model, 23, fmt.Sprintf("0,0,%d,%d", partSize, partSize))
 	cam := testenv.StartFakeGigE(t, "INSPD5")
 	const camera = "gige1"
+	// The cameras' test patterns are nothing like the good parts: every part
+	// is rejected, which the reject-rate check would rightly call degraded.
+	// These tests are about the camera's states, so the line is told it
+	// makes that many defects.
+	t.Setenv("INSPECTD_DEFECT_RATE", "0.9")
 	t.Setenv("INSPECTD_TRIGGER", "mqtt")
 	t.Setenv("INSPECTD_CAMERA", camera)
 	sub := subscribe(t, f.broker.URL(), camera)

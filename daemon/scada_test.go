@@ -230,8 +230,8 @@ func TestSparkplugAndHomeAssistant(t *testing.T) {
 			latest = m.Payload
 		}
 	}
-	if configs != 7 {
-		t.Errorf("%d discovery configs, want 7", configs)
+	if configs != 9 {
+		t.Errorf("%d discovery configs, want 9", configs)
 	}
 	var lastDefect *alerts.Event
 	for i := range events {

@@ -182,7 +182,10 @@ func Run(ctx context.Context, opt Options, w io.Writer, log *slog.Logger) (Summa
 	dc := config.Daemon{Runtime: rc, Camera: "demo", Source: opt.Video, SourcePace: false, Model: modelPath,
 		Trigger: "continuous", MaxRate: 100, Heatmaps: true, JPEGQuality: 85, Broker: url, TopicPrefix: "inspectd",
 		Events: "inspection", SpoolDir: filepath.Join(opt.Out, "spool"), SpoolMaxBytes: 64 << 20,
-		StallTimeout: 10 * time.Second, StatusEvery: time.Second, KeepAlive: 30 * time.Second, LogLevel: "warn"}
+		StallTimeout: 10 * time.Second, StatusEvery: time.Second, KeepAlive: 30 * time.Second, LogLevel: "warn",
+		// The demo's line is one fifth defects by design: said, so that the
+		// reject-rate check does not call it a line in trouble.
+		DefectRate: 0.25}
 	if opt.Sparkplug {
 		dc.Sparkplug, dc.SparkplugGroup, dc.SparkplugNode = true, "demo", "inspectd-demo"
 	}
