@@ -3,6 +3,7 @@ package evaluation
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/inspectd/inspectd/evalstats"
@@ -74,15 +75,25 @@ func TestLineAfter(t *testing.T) {
 	}
 	man := model.Manifest{Threshold: model.Threshold{Value: calibrated, TargetFRR: 0.01}}
 	man.Training.GoodScores = good
+	// A batch the calibration never saw: one good part in six scores far
+	// above every threshold.
+	batch := slices.Clone(parts)
+	for i := range batch {
+		if !batch[i].Defect && i%6 == 0 {
+			batch[i].Score *= 20
+		}
+	}
 	cases := []struct {
-		name   string
-		parts  []operating.Part
-		man    model.Manifest
-		wantOK bool
+		name     string
+		parts    []operating.Part
+		man      model.Manifest
+		wantOK   bool
+		wantHigh bool // the reject-rate check on in most shuffles (else in none)
 	}{
-		{"long line", parts, man, true},
-		{"shorter than the checkpoint", parts[290:], man, false},
-		{"no good scores in the model", parts, model.Manifest{Threshold: man.Threshold}, false},
+		{"long line", parts, man, true, false},
+		{"a batch unlike the calibration", batch, man, true, true},
+		{"shorter than the checkpoint", parts[290:], man, false, false},
+		{"no good scores in the model", parts, model.Manifest{Threshold: man.Threshold}, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -97,6 +108,12 @@ func TestLineAfter(t *testing.T) {
 			// caught; moved by the line's shift against the calibration's
 			// scores (to about 1.7, the good parts' 99th percentile is
 			// 1.6) most defects are.
+			if l.Lines != len(frrLineSeeds) || l.TargetFRR != 0.01 || (c.wantHigh && 2*l.RejectsHigh <= l.Lines) || (!c.wantHigh && l.RejectsHigh != 0) {
+				t.Errorf("reject-rate check on in %d of %d shuffles (target %v); want most: %v", l.RejectsHigh, l.Lines, l.TargetFRR, c.wantHigh)
+			}
+			if c.wantHigh {
+				return
+			}
 			if l.Catch < 0.5 || l.FRR > 0.05 || l.OracleCatch < l.Catch-1e-12 {
 				t.Errorf("line after %d parts: %+v; want most defects caught, at most 5%% good rejected, oracle >= caught", frrLineAfter, l)
 			}
