@@ -46,3 +46,27 @@ func ExampleSimulate() {
 	// after 100 parts: threshold 23.0 (refined); so far FRR 0.000 catch 0.23 (calibrated: catch 0.23); from here FRR 0.000 catch 0.59, oracle 1.00
 	// after 400 parts: threshold 22.9 (refined); so far FRR 0.000 catch 0.47 (calibrated: catch 0.42); from here FRR 0.000 catch 0.00, oracle 0.00
 }
+
+// The daemon tells the Refiner each decision; the reject-rate check says when
+// the line rejects more than its threshold and its defect rate explain, here
+// a run of rejected parts in a line of 5% defects.
+func ExampleRefiner_Rejects() {
+	r, err := operating.New(operating.Config{Start: 10, DefectRate: 0.05})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for i := 0; i < 200; i++ {
+		r.Observe(4, i%20 == 0) // one in twenty rejected: as expected
+	}
+	rj := r.Rejects()
+	fmt.Printf("high %v: %d of the last %d rejected, at most %.0f%% expected\n", rj.High, rj.Rejected, rj.Decisions, 100*rj.Expected)
+	for i := 0; i < 7; i++ {
+		r.Observe(40, true) // seven in a row
+	}
+	rj = r.Rejects()
+	fmt.Printf("high %v: %d of the last %d rejected, at most %.0f%% expected\n", rj.High, rj.Rejected, rj.Decisions, 100*rj.Expected)
+	// Output:
+	// high false: 5 of the last 100 rejected, at most 6% expected
+	// high true: 11 of the last 100 rejected, at most 6% expected
+}
