@@ -205,8 +205,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("operating: drift limit %v: want > 0", c.DriftLimit)
 	case !(c.DefectRate > 0 && c.DefectRate < 1):
 		return fmt.Errorf("operating: defect rate %v: want 0 < rate < 1", c.DefectRate)
-	case c.RejectWindow < minRejectDecisions || c.RejectWindow > MaxRejectWindow:
-		return fmt.Errorf("operating: reject window %d: want %d..%d", c.RejectWindow, minRejectDecisions, MaxRejectWindow)
+	case c.RejectWindow < minRejectWindow || c.RejectWindow > MaxRejectWindow:
+		return fmt.Errorf("operating: reject window %d: want %d..%d", c.RejectWindow, minRejectWindow, MaxRejectWindow)
 	}
 	for i, v := range c.CalibrationGood {
 		if math.IsNaN(v) || math.IsInf(v, 0) {

@@ -9,10 +9,10 @@ import "math"
 // line can tell is that it rejects more than its threshold and its defects
 // explain. The decisions feed a Bernoulli CUSUM that weighs the most a line
 // making defects at its usual rate should reject, p0 = TargetFRR +
-// DefectRate, against three times that: it turns on after about seven
-// rejects in a row, or a rate raised for longer, and off when the statistic
-// is back at zero. A batch arrives in a run: a CUSUM says so after a third
-// of the false rejects a window of 100 needs (docs/lab-notes.md, session
+// DefectRate, against three times that: it turns on after seven rejects in
+// a row (while p0 is below a third), or a rate raised for longer, and off
+// when the statistic is back at zero. A batch arrives in a run: a CUSUM says
+// so after about half the false rejects a window of 100 needs (docs/lab-notes.md, session
 // 18). The check says so (status, metrics) and does nothing else: a burst of
 // real defects looks the same, and is for a person to see.
 const (
@@ -23,11 +23,12 @@ const (
 	DefaultRejectWindow = 100
 	// MaxRejectWindow bounds RejectWindow (memory and state file size).
 	MaxRejectWindow = 10_000
-	// minRejectDecisions is the smallest RejectWindow.
-	minRejectDecisions = 20
+	// minRejectWindow is the smallest RejectWindow.
+	minRejectWindow = 20
 	// rejectShift is the rate, over p0, the CUSUM is tuned to find, and
-	// rejectLimit where it turns on: at exactly p0 it turns on once in about
-	// 30,000 parts, at three times p0 after about 70 (simulated).
+	// rejectLimit where it turns on: with p0 = 6% (the defaults), a line
+	// rejecting exactly p0 turns it on once in about 30,000 parts, one
+	// rejecting 3 x p0 after about 70 (simulated).
 	rejectShift = 3
 	rejectLimit = 7
 	// rejectCap bounds the statistic, so that a line back to normal clears

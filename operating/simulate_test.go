@@ -282,7 +282,7 @@ func TestSimulateRejectsHigh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hi.RejectsHigh < minRejectDecisions || hi.RejectsHigh > 250 || hi.RejectsHighParts == 0 ||
+	if hi.RejectsHigh < minRejectWindow || hi.RejectsHigh > 250 || hi.RejectsHighParts == 0 ||
 		hi.RejectsHighParts > len(batch)-hi.RejectsHigh+1 {
 		t.Errorf("unseen good parts: check on after part %d, for %d parts of %d", hi.RejectsHigh, hi.RejectsHighParts, len(batch))
 	}
